@@ -1,0 +1,75 @@
+"""The scoped FHIR gateway: the only code in the product that talks to the clinic's FHIR server.
+
+Public surface: ``Scheduling`` (what the dialogue may ask for), the ``FhirGateway`` beneath it, the
+values they return, and the typed errors. The wire (``transport``) stays an implementation detail.
+"""
+
+from .errors import (
+    FhirAuthenticationError,
+    FhirConflict,
+    FhirError,
+    FhirInvalidResponse,
+    FhirNotAllowed,
+    FhirNotFound,
+    FhirRejected,
+    FhirUnavailable,
+)
+from .gateway import AccessRecord, AccessRecorder, Created, FhirGateway, Purpose, Versioned
+from .models import (
+    AFTERNOON,
+    EVENING,
+    MORNING,
+    AppointmentInfo,
+    ClinicDirectory,
+    PatientRef,
+    PractitionerSchedule,
+    SlotOffer,
+    TimeOfDay,
+    VisitType,
+)
+from .scheduling import (
+    NotThisPatientsAppointment,
+    RescheduleFailed,
+    Scheduling,
+    SchedulingError,
+    SlotUnavailable,
+    VisitTypeNotOffered,
+)
+from .scope import ALLOWED, Interaction
+from .transport import TransportConfig
+
+__all__ = [
+    "AFTERNOON",
+    "ALLOWED",
+    "EVENING",
+    "MORNING",
+    "AccessRecord",
+    "AccessRecorder",
+    "AppointmentInfo",
+    "ClinicDirectory",
+    "Created",
+    "FhirAuthenticationError",
+    "FhirConflict",
+    "FhirError",
+    "FhirGateway",
+    "FhirInvalidResponse",
+    "FhirNotAllowed",
+    "FhirNotFound",
+    "FhirRejected",
+    "FhirUnavailable",
+    "Interaction",
+    "NotThisPatientsAppointment",
+    "PatientRef",
+    "PractitionerSchedule",
+    "Purpose",
+    "RescheduleFailed",
+    "Scheduling",
+    "SchedulingError",
+    "SlotOffer",
+    "SlotUnavailable",
+    "TimeOfDay",
+    "TransportConfig",
+    "Versioned",
+    "VisitType",
+    "VisitTypeNotOffered",
+]

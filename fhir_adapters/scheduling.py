@@ -1,0 +1,506 @@
+"""Scheduling operations: the only API the dialogue uses to reach FHIR.
+
+Every operation that concerns a patient takes the ``PatientRef`` the call verified, and checks that what
+it touches belongs to that patient. Writes follow one rule: claim the slot first with ``If-Match`` (the
+lock), then write the appointment, and undo the claim if that fails, so a failure leaves the schedule as
+it was and two callers can never hold one slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fhirclient.models.appointment import Appointment
+
+from .errors import FhirConflict, FhirError, FhirNotAllowed, FhirNotFound, FhirUnavailable
+from .gateway import FhirGateway, Purpose
+from .models import (
+    AppointmentInfo,
+    ClinicDirectory,
+    PatientRef,
+    PractitionerSchedule,
+    SlotOffer,
+    TimeOfDay,
+    VisitType,
+)
+
+BOOKING_IDENTIFIER_SYSTEM = "urn:ietf:rfc:3986"
+CANCELLATION_REASON = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
+            "code": "pat",
+            "display": "Patient",
+        }
+    ]
+}
+_SLOT_ELEMENTS = ("schedule", "status", "start", "end", "serviceType")
+_APPOINTMENT_ELEMENTS = ("status", "start", "end", "slot", "participant", "serviceType")
+_MAX_SLOT_PAGES = 6
+
+
+class SchedulingError(FhirError):
+    """A scheduling rule said no; the message is safe to log and the dialogue maps it to speech."""
+
+
+class SlotUnavailable(SchedulingError, FhirConflict):
+    default_message = "That slot is no longer free."
+
+
+class NotThisPatientsAppointment(SchedulingError, FhirNotAllowed):
+    """Also raised for an appointment id that does not exist: the caller learns nothing either way."""
+
+    default_message = "That appointment is not one of this patient's booked appointments."
+
+
+class VisitTypeNotOffered(SchedulingError):
+    default_message = "That visit type is not offered in that slot."
+
+
+class RescheduleFailed(SchedulingError):
+    default_message = "The appointment could not be moved; the original booking stands."
+
+
+def normalise_name(text: str) -> str:
+    """Case-, accent- and punctuation-blind: "O'Brien", "o brien" and "OBrien" compare equal."""
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[^0-9a-z]", "", stripped.casefold())
+
+
+def _search_prefix(family: str) -> str:
+    """The first alphabetic run of the family name: the server matches by prefix, we compare exactly."""
+    match = re.match(r"\w+", family.strip(), flags=re.UNICODE)
+    return match.group(0) if match else family.strip()
+
+
+def _given_matches(spoken: str, recorded: Sequence[str]) -> bool:
+    said = normalise_name(spoken)
+    if not said or not recorded:
+        return False
+    return said in (normalise_name(recorded[0]), normalise_name("".join(recorded)))
+
+
+def _visit_type(concept: Any) -> VisitType | None:
+    for coding in getattr(concept, "coding", None) or []:
+        if coding.code:
+            return VisitType(coding.system, coding.code, coding.display or concept.text or coding.code)
+    return None
+
+
+def _visit_types(concepts: Sequence[Any] | None) -> tuple[VisitType, ...]:
+    return tuple(v for v in (_visit_type(c) for c in concepts or []) if v is not None)
+
+
+def _ref_id(reference: str | None, resource_type: str) -> str | None:
+    if reference and reference.startswith(f"{resource_type}/"):
+        return reference.split("/", 1)[1].split("/_history", 1)[0]
+    return None
+
+
+class Scheduling:
+    """Operations a verified caller may ask for. One instance per process; stateless between calls
+    except for the clinic directory, which is refreshed every ``directory_ttl`` seconds."""
+
+    def __init__(
+        self, gateway: FhirGateway, *, zone: ZoneInfo, horizon_days: int = 60, directory_ttl: float = 300.0
+    ) -> None:
+        self._gateway = gateway
+        self._zone = zone
+        self._horizon = timedelta(days=horizon_days)
+        self._directory_ttl = directory_ttl
+        self._directory: ClinicDirectory | None = None
+        self._directory_at = 0.0
+
+    # ------------------------------------------------------------------ the clinic
+
+    async def directory(self, *, refresh: bool = False) -> ClinicDirectory:
+        """Practitioners and visit types, learned from active Schedules (never from Practitioner)."""
+        stale = time.monotonic() - self._directory_at > self._directory_ttl
+        if self._directory is None or refresh or stale:
+            schedules = await self._gateway.search(
+                "Schedule",
+                [("active", "true")],
+                elements=("actor", "serviceType", "active"),
+                count=200,
+                purpose=Purpose.LEARN_CLINIC,
+            )
+            found = []
+            for schedule in schedules:
+                actor = next((a for a in schedule.actor or [] if a.display), None)
+                if actor is None:
+                    continue  # a calendar with no spoken name cannot be offered to a caller
+                found.append(
+                    PractitionerSchedule(
+                        schedule_id=schedule.id,
+                        practitioner=actor.display,
+                        practitioner_reference=actor.reference,
+                        visit_types=_visit_types(schedule.serviceType),
+                    )
+                )
+            self._directory = ClinicDirectory(tuple(sorted(found, key=lambda s: s.practitioner)))
+            self._directory_at = time.monotonic()
+        return self._directory
+
+    # ------------------------------------------------------------------ identity
+
+    async def find_patient(self, *, given: str, family: str, birth_date: date) -> list[PatientRef]:
+        """Patients whose name and birth date match what the caller said. Names are compared here,
+        exactly (but blind to case, accents and punctuation); no other field of the record is loaded."""
+        if not normalise_name(given) or not normalise_name(family):
+            return []
+        candidates = await self._gateway.search(
+            "Patient",
+            [("family", _search_prefix(family)), ("birthdate", birth_date.isoformat())],
+            elements=("name", "birthDate"),
+            count=20,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+        said_family = normalise_name(family)
+        matches = []
+        for patient in candidates:
+            if patient.birthDate is None or patient.birthDate.date != birth_date:
+                continue
+            for name in patient.name or []:
+                if normalise_name(name.family or "") == said_family and _given_matches(
+                    given, name.given or []
+                ):
+                    matches.append(PatientRef(patient.id))
+                    break
+        return matches
+
+    async def phone_on_record(self, patient: PatientRef, phone: str) -> bool:
+        """Whether the calling number is on the patient's record, asked of the server: the number on
+        record is never loaded. An extra signal only; never enough to verify alone."""
+        digits = re.sub(r"\D", "", phone)
+        if len(digits) < 7:
+            return False
+        found = await self._gateway.search(
+            "Patient",
+            [("_id", patient.id), ("phone", phone)],
+            elements=(),
+            count=1,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+        return any(p.id == patient.id for p in found)
+
+    # ------------------------------------------------------------------ reading the schedule
+
+    async def upcoming_appointments(
+        self, patient: PatientRef, *, now: datetime | None = None
+    ) -> list[AppointmentInfo]:
+        now = now or datetime.now(self._zone)
+        found = await self._gateway.search(
+            "Appointment",
+            [("patient", patient.reference), ("status", "booked"), ("date", f"ge{now.isoformat()}")],
+            elements=_APPOINTMENT_ELEMENTS,
+            count=20,
+            sort="date",
+            purpose=Purpose.LIST_APPOINTMENTS,
+        )
+        mine = [a for a in found if self._belongs_to(a, patient) and a.status == "booked"]
+        return sorted(
+            (self._appointment_info(a) for a in mine), key=lambda a: (a.start or now, a.appointment_id)
+        )
+
+    async def find_free_slots(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        schedule_ids: Sequence[str] | None = None,
+        visit_type: VisitType | None = None,
+        time_of_day: TimeOfDay | None = None,
+        limit: int = 3,
+    ) -> list[SlotOffer]:
+        """Free slots, soonest first, at most ``limit``. Only slots of the clinic's active schedules."""
+        directory = await self.directory()
+        now = datetime.now(self._zone)
+        start = max(start or now, now)
+        end = min(end or now + self._horizon, now + self._horizon)
+        schedules = [s for s in directory.schedules if schedule_ids is None or s.schedule_id in schedule_ids]
+        if visit_type is not None:
+            schedules = [s for s in schedules if any(v.code == visit_type.code for v in s.visit_types)]
+        if not schedules or start >= end or limit < 1:
+            return []
+        criteria: list[tuple[str, str]] = [
+            ("schedule", ",".join(f"Schedule/{s.schedule_id}" for s in schedules)),
+            ("status", "free"),
+            ("start", f"lt{end.isoformat()}"),
+        ]
+        if visit_type is not None:
+            criteria.append(("service-type", visit_type.token))
+        offers: list[SlotOffer] = []
+        seen: set[str] = set()
+        cursor = start
+        for _ in range(_MAX_SLOT_PAGES):
+            page = await self._gateway.search(
+                "Slot",
+                [*criteria, ("start", f"ge{cursor.isoformat()}")],
+                elements=_SLOT_ELEMENTS,
+                count=50,
+                sort="start",
+                purpose=Purpose.FIND_SLOTS,
+            )
+            fresh = [s for s in page if s.id not in seen]
+            for slot in fresh:
+                seen.add(slot.id)
+                offer = self._offer(slot, directory)
+                if offer is None or offer.start < start or offer.start >= end:
+                    continue
+                if time_of_day is not None and not time_of_day.admits(
+                    offer.start.astimezone(self._zone).time()
+                ):
+                    continue
+                offers.append(offer)
+            if len(offers) >= limit or len(page) < 50 or not fresh:
+                break
+            cursor = max(s.start.datetime for s in page)
+        offers.sort(key=lambda o: (o.start, o.practitioner))
+        return offers[:limit]
+
+    # ------------------------------------------------------------------ writes
+
+    async def book(
+        self,
+        patient: PatientRef,
+        slot_id: str,
+        *,
+        visit_type: VisitType | None = None,
+        purpose: Purpose = Purpose.BOOK,
+    ) -> AppointmentInfo:
+        directory = await self.directory()
+        current = await self._gateway.read("Slot", slot_id, elements=_SLOT_ELEMENTS, purpose=purpose)
+        slot = current.resource
+        schedule_id = _ref_id(slot.schedule.reference, "Schedule")
+        schedule = directory.schedule(schedule_id) if schedule_id else None
+        if slot.status != "free" or schedule is None or slot.start.datetime <= datetime.now(self._zone):
+            raise SlotUnavailable(resource_type="Slot")
+        offered = _visit_types(slot.serviceType) or schedule.visit_types
+        if visit_type is not None and all(v.code != visit_type.code for v in offered):
+            raise VisitTypeNotOffered(resource_type="Slot")
+        try:
+            claimed_etag = await self._gateway.update(
+                "Slot",
+                slot_id,
+                [{"op": "replace", "path": "/status", "value": "busy"}],
+                if_match=current.etag,
+                purpose=purpose,
+            )
+        except FhirConflict:
+            raise SlotUnavailable(resource_type="Slot") from None
+
+        token = f"urn:uuid:{uuid.uuid4()}"
+        appointment = self._new_appointment(patient, slot, schedule, visit_type, token)
+        try:
+            created = await self._gateway.create(
+                appointment, purpose=purpose, if_none_exist=f"identifier={BOOKING_IDENTIFIER_SYSTEM}|{token}"
+            )
+        except FhirError as error:
+            landed = await self._find_by_token(token, purpose) if isinstance(error, FhirUnavailable) else None
+            if landed is None:
+                await self._release_slot(slot_id, purpose, expected_etag=claimed_etag)
+                raise
+            created_id = landed
+        else:
+            created_id = created.id
+        return AppointmentInfo(
+            appointment_id=created_id,
+            status="booked",
+            start=slot.start.datetime,
+            end=slot.end.datetime,
+            practitioner=schedule.practitioner,
+            visit_type=visit_type,
+            slot_ids=(slot_id,),
+        )
+
+    async def cancel(
+        self, patient: PatientRef, appointment_id: str, *, purpose: Purpose = Purpose.CANCEL
+    ) -> AppointmentInfo:
+        """Cancel first, then free the slot: if freeing fails the slot stays busy (lost capacity, never a
+        double booking), and the failure is visible in the access records."""
+        current = await self._owned_appointment(patient, appointment_id, purpose)
+        await self._gateway.update(
+            "Appointment",
+            appointment_id,
+            [
+                {"op": "replace", "path": "/status", "value": "cancelled"},
+                {"op": "add", "path": "/cancelationReason", "value": CANCELLATION_REASON},
+            ],
+            if_match=current.etag,
+            purpose=purpose,
+        )
+        info = self._appointment_info(current.resource)
+        for slot_id in info.slot_ids:
+            try:
+                await self._release_slot(slot_id, purpose)
+            except FhirError:
+                continue  # recorded by the gateway; the appointment itself is cancelled
+        return AppointmentInfo(
+            info.appointment_id,
+            "cancelled",
+            info.start,
+            info.end,
+            info.practitioner,
+            info.visit_type,
+            info.slot_ids,
+        )
+
+    async def reschedule(
+        self,
+        patient: PatientRef,
+        appointment_id: str,
+        new_slot_id: str,
+        *,
+        visit_type: VisitType | None = None,
+    ) -> AppointmentInfo:
+        """Book the new slot, then cancel the old appointment; if the cancel fails, undo the new booking,
+        so the caller keeps exactly one appointment whatever happens."""
+        old = self._appointment_info(
+            (await self._owned_appointment(patient, appointment_id, Purpose.RESCHEDULE)).resource
+        )
+        if new_slot_id in old.slot_ids:
+            raise SlotUnavailable(resource_type="Slot")
+        booked = await self.book(
+            patient, new_slot_id, visit_type=visit_type or old.visit_type, purpose=Purpose.RESCHEDULE
+        )
+        try:
+            await self.cancel(patient, appointment_id, purpose=Purpose.RESCHEDULE)
+        except FhirError:
+            with contextlib.suppress(FhirError):  # a failure here is in the access records for staff
+                await self.cancel(patient, booked.appointment_id, purpose=Purpose.RESCHEDULE)
+            raise RescheduleFailed(resource_type="Appointment") from None
+        return booked
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _owned_appointment(self, patient: PatientRef, appointment_id: str, purpose: Purpose) -> Any:
+        try:
+            current = await self._gateway.read(
+                "Appointment", appointment_id, elements=_APPOINTMENT_ELEMENTS, purpose=purpose
+            )
+        except (FhirNotFound, FhirNotAllowed):
+            # A malformed or unknown id gets the same answer as someone else's appointment.
+            raise NotThisPatientsAppointment(resource_type="Appointment") from None
+        if not self._belongs_to(current.resource, patient) or current.resource.status != "booked":
+            raise NotThisPatientsAppointment(resource_type="Appointment")
+        return current
+
+    @staticmethod
+    def _belongs_to(appointment: Any, patient: PatientRef) -> bool:
+        return any(
+            p.actor is not None and p.actor.reference == patient.reference
+            for p in appointment.participant or []
+        )
+
+    async def _release_slot(
+        self, slot_id: str, purpose: Purpose, *, expected_etag: str | None = None
+    ) -> None:
+        """Set a slot we hold back to free. Re-read for a fresh ETag unless we know the one we wrote."""
+        etag = expected_etag
+        if etag is None:
+            etag = (await self._gateway.read("Slot", slot_id, elements=("status",), purpose=purpose)).etag
+        try:
+            await self._gateway.update(
+                "Slot",
+                slot_id,
+                [{"op": "replace", "path": "/status", "value": "free"}],
+                if_match=etag,
+                purpose=purpose,
+            )
+        except FhirConflict:
+            if expected_etag is None:
+                raise
+            await self._release_slot(slot_id, purpose)
+
+    async def _find_by_token(self, token: str, purpose: Purpose) -> str | None:
+        """After a create whose answer was lost: did it land? (A read, so it may be retried.)"""
+        try:
+            found = await self._gateway.search(
+                "Appointment",
+                [("identifier", f"{BOOKING_IDENTIFIER_SYSTEM}|{token}")],
+                elements=(),
+                count=1,
+                purpose=purpose,
+            )
+        except FhirError:
+            return None
+        return found[0].id if found else None
+
+    def _new_appointment(
+        self,
+        patient: PatientRef,
+        slot: Any,
+        schedule: PractitionerSchedule,
+        visit_type: VisitType | None,
+        token: str,
+    ) -> Any:
+        practitioner: dict[str, Any] = {"display": schedule.practitioner}
+        if schedule.practitioner_reference:
+            practitioner["reference"] = schedule.practitioner_reference
+        body: dict[str, Any] = {
+            "resourceType": "Appointment",
+            "status": "booked",
+            "identifier": [{"system": BOOKING_IDENTIFIER_SYSTEM, "value": token}],
+            "start": slot.start.as_json(),
+            "end": slot.end.as_json(),
+            "slot": [{"reference": f"Slot/{slot.id}"}],
+            "participant": [
+                {"actor": {"reference": patient.reference}, "status": "accepted"},
+                {"actor": practitioner, "status": "accepted"},
+            ],
+        }
+        if visit_type is not None:
+            body["serviceType"] = [
+                {
+                    "coding": [
+                        {"system": visit_type.system, "code": visit_type.code, "display": visit_type.display}
+                    ],
+                    "text": visit_type.display,
+                }
+            ]
+        return Appointment(body, strict=True)
+
+    def _offer(self, slot: Any, directory: ClinicDirectory) -> SlotOffer | None:
+        schedule_id = _ref_id(slot.schedule.reference, "Schedule")
+        schedule = directory.schedule(schedule_id) if schedule_id else None
+        if schedule is None or slot.status != "free":
+            return None
+        return SlotOffer(
+            slot_id=slot.id,
+            schedule_id=schedule.schedule_id,
+            practitioner=schedule.practitioner,
+            start=slot.start.datetime,
+            end=slot.end.datetime,
+            visit_types=_visit_types(slot.serviceType) or schedule.visit_types,
+        )
+
+    @staticmethod
+    def _appointment_info(appointment: Any) -> AppointmentInfo:
+        practitioner = next(
+            (
+                p.actor.display
+                for p in appointment.participant or []
+                if p.actor is not None
+                and p.actor.display
+                and not (p.actor.reference or "").startswith("Patient/")
+            ),
+            None,
+        )
+        services = _visit_types(appointment.serviceType)
+        return AppointmentInfo(
+            appointment_id=appointment.id,
+            status=appointment.status,
+            start=appointment.start.datetime if appointment.start else None,
+            end=appointment.end.datetime if appointment.end else None,
+            practitioner=practitioner,
+            visit_type=services[0] if services else None,
+            slot_ids=tuple(i for i in (_ref_id(s.reference, "Slot") for s in appointment.slot or []) if i),
+        )

@@ -1,0 +1,58 @@
+"""``voice-agent``: the command a clinic's IT team runs. Subcommands live in sibling modules."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import date
+
+import typer
+from pydantic import ValidationError
+
+from voice_agent.cli import dev
+from voice_agent.cli.common import load_settings
+from voice_agent.health import describe_clinic
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted clinic voice agent.")
+app.add_typer(dev.app, name="dev")
+
+
+@app.command()
+def check() -> None:
+    """Reach FHIR through the scoped gateway (mutual TLS) and print what the agent learns of the clinic."""
+    settings = load_settings()
+    code = asyncio.run(describe_clinic(settings, typer.echo))
+    raise typer.Exit(code)
+
+
+@app.command()
+def up(
+    seed: int = typer.Option(7, help="Seed for the synthetic clinic."),
+    today: str | None = typer.Option(
+        None, help="Date the synthetic clinic is generated around (YYYY-MM-DD)."
+    ),
+) -> None:
+    """Embedded defaults, one command: dev certificates, the local FHIR sandbox over mutual TLS seeded
+    with the synthetic clinic, then the agent. Ctrl-C stops everything."""
+    settings = load_settings()
+    day = date.fromisoformat(today) if today else None
+    process = dev.start_sandbox(settings, detach=False)
+    try:
+        dev.seed_sandbox(settings, seed=seed, today=day)
+        if asyncio.run(describe_clinic(settings, typer.echo)) != 0:
+            raise typer.Exit(1)
+        typer.echo("The agent is ready. Press Ctrl-C to stop.")
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dev.stop_sandbox(settings)
+        process.wait(timeout=15)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except ValidationError as exc:
+        typer.echo(f"Invalid settings:\n{exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Development-only tooling: throwaway PKI, the local FHIR sandbox, the synthetic clinic."""

@@ -1,0 +1,145 @@
+"""The one settings class: every knob, its safe default, and a loud failure on a bad value.
+
+Values come from ``VOICE_AGENT_*`` environment variables (or a ``.env`` file). Defaults describe the
+embedded development set-up (the local FHIR sandbox over mutual TLS); anything that weakens a safeguard
+is off by default and warns at start-up when a clinic turns it on.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+#: Minutes of inactivity after which a call or staff session ends (HIPAA automatic logoff).
+DEFAULT_IDLE_TIMEOUT_SECONDS = 15 * 60
+
+SANDBOX_VERSION = "0.1.1"
+
+
+class InsecureSettingWarning(UserWarning):
+    """A setting that weakens a safeguard is on."""
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Construct once per process (``Settings()``) and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOICE_AGENT_",
+        env_file=".env",
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # --- where the development tooling keeps its throwaway state (certs, sandbox data) ---
+    dev_dir: Path = Path(".voice-agent")
+    #: The sandbox FHIR server lives in its own virtualenv: it pins its own FastAPI and fhir.resources.
+    sandbox_venv: Path = Path.home() / ".cache" / "voice-agent" / f"sekmet-fhir-{SANDBOX_VERSION}"
+    sandbox_port: Annotated[int, Field(ge=1024, le=65535)] = 8443
+
+    # --- the FHIR server and how the agent reaches it ---
+    fhir_base_url: str = "https://127.0.0.1:8443/fhir"
+    #: The clinic's CA: the only authority trusted for the FHIR server's certificate (pinned).
+    fhir_ca_file: Path | None = None
+    #: The agent's own service identity: a client certificate and its key.
+    fhir_client_cert: Path | None = None
+    fhir_client_key: Path | None = None
+    #: Mutual TLS is required; turning this off is for testing against public sandboxes only.
+    fhir_require_client_cert: bool = True
+    #: Plain-HTTP FHIR is refused unless this development flag is set (and then it warns loudly).
+    fhir_allow_plain_http: bool = False
+    fhir_connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
+    fhir_read_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    #: Retries for idempotent reads only; writes are never retried (a timed-out write may have landed).
+    fhir_read_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    #: Upper bound on any search page the gateway asks for.
+    fhir_max_page: Annotated[int, Field(ge=1, le=200)] = 50
+
+    # --- the clinic ---
+    clinic_timezone: str = "America/New_York"
+    #: Look-ahead window for free slots and upcoming appointments.
+    booking_horizon_days: Annotated[int, Field(ge=1, le=365)] = 60
+
+    # --- sessions ---
+    session_idle_timeout_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
+
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _base_url_shape(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("fhir_base_url must be an absolute https:// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("fhir_base_url must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("clinic_timezone must be an IANA time zone such as America/Chicago") from None
+        return value
+
+    @model_validator(mode="after")
+    def _transport_is_safe(self) -> Settings:
+        if urlsplit(self.fhir_base_url).scheme == "http":
+            if not self.fhir_allow_plain_http:
+                raise ValueError(
+                    "fhir_base_url is plain http://: PHI would cross the network unencrypted. "
+                    "Use https:// (set VOICE_AGENT_FHIR_ALLOW_PLAIN_HTTP=true only on a development machine)."
+                )
+            warnings.warn(
+                "VOICE_AGENT_FHIR_ALLOW_PLAIN_HTTP is on: FHIR traffic is NOT encrypted. Development only.",
+                InsecureSettingWarning,
+                stacklevel=2,
+            )
+        if not self.fhir_require_client_cert:
+            warnings.warn(
+                "VOICE_AGENT_FHIR_REQUIRE_CLIENT_CERT is off: the agent does not prove its identity to FHIR.",
+                InsecureSettingWarning,
+                stacklevel=2,
+            )
+        elif (self.fhir_client_cert is None) != (self.fhir_client_key is None):
+            raise ValueError("set both fhir_client_cert and fhir_client_key, or neither (dev defaults)")
+        return self
+
+    # --- derived paths: the dev certificates unless the clinic names its own ---
+    @property
+    def certs_dir(self) -> Path:
+        return self.dev_dir / "certs"
+
+    @property
+    def ca_file(self) -> Path | None:
+        if self.fhir_ca_file is not None:
+            return self.fhir_ca_file
+        return self.certs_dir / "ca.pem" if self.uses_dev_sandbox else None
+
+    @property
+    def client_cert_pair(self) -> tuple[Path, Path] | None:
+        if self.fhir_client_cert is not None and self.fhir_client_key is not None:
+            return self.fhir_client_cert, self.fhir_client_key
+        if self.fhir_require_client_cert:
+            return self.certs_dir / "agent.pem", self.certs_dir / "agent.key"
+        return None
+
+    @property
+    def uses_dev_sandbox(self) -> bool:
+        """True when FHIR is the bundled local sandbox (so the dev CA is the right pin)."""
+        parts = urlsplit(self.fhir_base_url)
+        return parts.hostname in ("127.0.0.1", "localhost") and parts.port == self.sandbox_port
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
