@@ -110,9 +110,16 @@ class Scheduling:
     except for the clinic directory, which is refreshed every ``directory_ttl`` seconds."""
 
     def __init__(
-        self, gateway: FhirGateway, *, zone: ZoneInfo, horizon_days: int = 60, directory_ttl: float = 300.0
+        self,
+        gateway: FhirGateway,
+        *,
+        zone: ZoneInfo,
+        horizon_days: int = 60,
+        directory_ttl: float = 300.0,
+        schedule_ids: Sequence[str] | None = None,
     ) -> None:
         self._gateway = gateway
+        self._only = tuple(schedule_ids or ())
         self._zone = zone
         self._horizon = timedelta(days=horizon_days)
         self._directory_ttl = directory_ttl
@@ -125,9 +132,12 @@ class Scheduling:
         """Practitioners and visit types, learned from active Schedules (never from Practitioner)."""
         stale = time.monotonic() - self._directory_at > self._directory_ttl
         if self._directory is None or refresh or stale:
+            criteria = [("active", "true")]
+            if self._only:
+                criteria.append(("_id", ",".join(self._only)))
             schedules = await self._gateway.search(
                 "Schedule",
-                [("active", "true")],
+                criteria,
                 elements=("actor", "serviceType", "active"),
                 count=200,
                 purpose=Purpose.LEARN_CLINIC,

@@ -8,14 +8,15 @@ is off by default and warns at start-up when a clinic turns it on.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,41 @@ class Settings(BaseSettings):
 
     # --- the clinic ---
     clinic_timezone: str = "America/New_York"
+    #: Limit the agent to these Schedule ids (a FHIR server shared by several clinics). Empty: all active.
+    clinic_schedule_ids: tuple[str, ...] = ()
     #: Look-ahead window for free slots and upcoming appointments.
     booking_horizon_days: Annotated[int, Field(ge=1, le=365)] = 60
 
     # --- sessions ---
     session_idle_timeout_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
+
+    # --- audit trail ---
+    #: The agent's service identity as it appears in the audit trail (never a person).
+    service_identity: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] = "voice-agent"
+    #: SQLAlchemy URL; SQLite by default, ``postgresql+psycopg://...`` for shared deployments.
+    audit_database_url: str | None = None
+    #: Key file kept outside the database: lines of ``<key-id> <base64 32-byte key>``; the last is active.
+    audit_key_file: Path | None = None
+    #: Alternatively the keys themselves, same format (``;`` may separate lines), e.g. from a secret store.
+    audit_keys: SecretStr | None = None
+    audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 6 * 366
+
+    # --- logging ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Off by default: nothing a caller said is logged, even redacted. Debugging aid only.
+    log_caller_speech: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_variables(cls, data: object) -> object:
+        """A misspelt variable (VOICE_AGENT_SESION_IDLE_TIMEOUT...) would silently keep a default."""
+        known = {f"VOICE_AGENT_{name.upper()}" for name in cls.model_fields}
+        unknown = sorted(
+            k for k in os.environ if k.upper().startswith("VOICE_AGENT_") and k.upper() not in known
+        )
+        if unknown:
+            raise ValueError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
+        return data
 
     @field_validator("fhir_base_url")
     @classmethod
@@ -139,6 +170,17 @@ class Settings(BaseSettings):
         """True when FHIR is the bundled local sandbox (so the dev CA is the right pin)."""
         parts = urlsplit(self.fhir_base_url)
         return parts.hostname in ("127.0.0.1", "localhost") and parts.port == self.sandbox_port
+
+    @property
+    def audit_url(self) -> str:
+        return self.audit_database_url or f"sqlite:///{(self.dev_dir / 'audit.db').as_posix()}"
+
+    @property
+    def audit_key_path(self) -> Path | None:
+        """The named key file, else the development one beside the dev certificates (sandbox only)."""
+        if self.audit_key_file is not None:
+            return self.audit_key_file
+        return self.dev_dir / "audit.key" if self.uses_dev_sandbox and self.audit_keys is None else None
 
     @cached_property
     def zone(self) -> ZoneInfo:

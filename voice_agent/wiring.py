@@ -34,4 +34,9 @@ def gateway(
 
 
 def scheduling(settings: Settings, fhir: FhirGateway) -> Scheduling:
-    return Scheduling(fhir, zone=settings.zone, horizon_days=settings.booking_horizon_days)
+    return Scheduling(
+        fhir,
+        zone=settings.zone,
+        horizon_days=settings.booking_horizon_days,
+        schedule_ids=settings.clinic_schedule_ids or None,
+    )

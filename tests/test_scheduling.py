@@ -1,0 +1,353 @@
+"""Every scheduling operation against the real sandbox over mutual TLS, FHIR state checked from outside."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import pytest
+
+from fhir_adapters import (
+    AFTERNOON,
+    FhirUnavailable,
+    NotThisPatientsAppointment,
+    PatientRef,
+    RescheduleFailed,
+    Scheduling,
+    SlotUnavailable,
+    TimeOfDay,
+    VisitTypeNotOffered,
+)
+from tests.conftest import Sandbox
+from tests.faults import FaultyTransport, matches, real_transport
+from voice_agent import wiring
+
+
+def fhir_state(sandbox: Sandbox, path: str) -> dict[str, Any]:
+    with sandbox.raw() as raw:
+        response = raw.get(path)
+        assert response.status_code == 200, path
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def slot_status(sandbox: Sandbox, slot_id: str) -> str:
+    return str(fhir_state(sandbox, f"Slot/{slot_id}")["status"])
+
+
+def appointments_for_slot(sandbox: Sandbox, slot_id: str) -> list[dict[str, Any]]:
+    bundle = fhir_state(sandbox, f"Appointment?slot=Slot/{slot_id}&_count=50")
+    return [e["resource"] for e in bundle.get("entry", [])]
+
+
+async def verified(scheduling: Scheduling, sandbox: Sandbox, tag: str) -> PatientRef:
+    person = sandbox.clinic.patient(tag)
+    found = await scheduling.find_patient(
+        given=person.given, family=person.family, birth_date=person.birth_date
+    )
+    assert found == [PatientRef(person.id)]
+    return found[0]
+
+
+# ---------------------------------------------------------------- the clinic
+
+
+async def test_the_clinic_is_learned_from_its_schedules(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    directory = await scheduling.directory()
+    assert {s.practitioner for s in directory.schedules} == {
+        s.practitioner_display for s in sandbox.clinic.schedules
+    }
+    park = next(s for s in directory.schedules if "Park" in s.practitioner)
+    assert {v.code for v in park.visit_types} == {"new-patient", "follow-up", "annual-physical"}
+    assert {v.code for v in directory.visit_types} >= {"vaccination", "telehealth"}
+
+
+# ---------------------------------------------------------------- identity
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["hyphenated", "apostrophe", "accented", "leap-day", "multi-given", "short-name", "no-appointments"],
+)
+async def test_hard_case_patients_are_found_by_name_and_birth_date(
+    sandbox: Sandbox, scheduling: Scheduling, tag: str
+) -> None:
+    await verified(scheduling, sandbox, tag)
+
+
+async def test_names_as_a_caller_would_say_them(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    spoken = {
+        "apostrophe": lambda p: (p.given, p.family.replace("'", " ")),  # "O Brien"
+        "hyphenated": lambda p: (p.given.replace("-", " "), p.family.replace("-", " ")),
+        "accented": lambda p: (
+            p.given.encode("ascii", "ignore").decode() if p.given.isascii() else _ascii(p.given),
+            _ascii(p.family),
+        ),
+        "multi-given": lambda p: (" ".join(p.given_names), p.family),
+    }
+    for tag, say in spoken.items():
+        person = sandbox.clinic.patient(tag)
+        given, family = say(person)
+        found = await scheduling.find_patient(
+            given=given.upper(), family=family, birth_date=person.birth_date
+        )
+        assert found == [PatientRef(person.id)], tag
+
+
+def _ascii(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+async def test_same_name_patients_are_told_apart_by_birth_date(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    first, second = sandbox.clinic.patients_tagged("same-name")[:2]
+    assert (first.given, first.family) == (second.given, second.family)
+    for person in (first, second):
+        found = await scheduling.find_patient(
+            given=person.given, family=person.family, birth_date=person.birth_date
+        )
+        assert found == [PatientRef(person.id)]
+
+
+async def test_near_misses_verify_nobody(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    person = sandbox.clinic.patient("hyphenated")
+    wrong_day = person.birth_date + timedelta(days=1)
+    surname_prefix = person.family.split("-")[0]
+    attempts = [
+        (person.given, person.family, wrong_day),
+        (person.given, surname_prefix, person.birth_date),  # "Smith" is not "Smith-Jones"
+        ("Someone", person.family, person.birth_date),
+        ("", person.family, person.birth_date),
+        (person.given, "", person.birth_date),
+    ]
+    for given, family, born in attempts:
+        assert await scheduling.find_patient(given=given, family=family, birth_date=born) == []
+
+
+async def test_the_calling_number_is_checked_without_loading_it(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    person = sandbox.clinic.patient("apostrophe")
+    ref = await verified(scheduling, sandbox, "apostrophe")
+    before = sandbox.log_position()
+    assert await scheduling.phone_on_record(ref, person.phone)
+    other = next(p for p in sandbox.clinic.patients if p.id != person.id)
+    assert not await scheduling.phone_on_record(ref, other.phone)
+    assert not await scheduling.phone_on_record(ref, "12")
+    # the number travelled in a POST body, never in a URL the server logged
+    digits = person.phone[-4:]
+    assert not [line for line in sandbox.log_since(before) if digits in line]
+
+
+# ---------------------------------------------------------------- reading the schedule
+
+
+async def test_upcoming_appointments_match_the_record(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    now = datetime.now(sandbox.settings.zone)
+    for person in sandbox.clinic.patients_tagged("with-appointments"):
+        ref = PatientRef(person.id)
+        listed = await scheduling.upcoming_appointments(ref)
+        expected = sorted(
+            a.id for a in sandbox.clinic.appointments if a.patient_id == person.id and a.start > now
+        )
+        assert sorted(a.appointment_id for a in listed) == expected, person.id
+        assert [a.start for a in listed] == sorted(a.start for a in listed if a.start)
+        assert all(a.practitioner and a.practitioner.startswith("Dr. ") for a in listed)
+
+
+async def test_past_appointments_and_other_patients_are_not_listed(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    past = sandbox.clinic.patient("past-appointment")
+    listed = await scheduling.upcoming_appointments(PatientRef(past.id))
+    assert all(a.start and a.start > datetime.now(sandbox.settings.zone) for a in listed)
+    nobody = sandbox.clinic.patient("no-appointments")
+    assert await scheduling.upcoming_appointments(PatientRef(nobody.id)) == []
+
+
+async def test_free_slots_come_soonest_first_and_bounded(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    offers = await scheduling.find_free_slots(limit=3)
+    assert len(offers) == 3
+    assert [o.start for o in offers] == sorted(o.start for o in offers)
+    assert offers[0].start > datetime.now(sandbox.settings.zone)
+    for offer in offers:
+        assert slot_status(sandbox, offer.slot_id) == "free"
+
+
+async def test_free_slots_by_practitioner_visit_type_and_time_of_day(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    directory = await scheduling.directory()
+    park = next(s for s in directory.schedules if "Park" in s.practitioner)
+    telehealth = next(v for v in directory.visit_types if v.code == "telehealth")
+    zone = sandbox.settings.zone
+
+    by_park = await scheduling.find_free_slots(schedule_ids=[park.schedule_id], limit=3)
+    assert by_park and all(o.practitioner == park.practitioner for o in by_park)
+
+    remote = await scheduling.find_free_slots(visit_type=telehealth, limit=5)
+    offering = {s.schedule_id for s in directory.schedules if telehealth in s.visit_types}
+    assert remote and all(o.schedule_id in offering for o in remote)
+    assert not await scheduling.find_free_slots(schedule_ids=[park.schedule_id], visit_type=telehealth)
+
+    afternoons = await scheduling.find_free_slots(time_of_day=AFTERNOON, limit=3)
+    assert afternoons and all(12 <= o.start.astimezone(zone).hour < 17 for o in afternoons)
+    late = await scheduling.find_free_slots(time_of_day=TimeOfDay(not_before=time(16, 0)), limit=3)
+    assert late and all(o.start.astimezone(zone).time() >= time(16, 0) for o in late)
+
+    next_week = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=7)
+    window = await scheduling.find_free_slots(start=next_week, end=next_week + timedelta(days=1), limit=50)
+    assert all(next_week <= o.start < next_week + timedelta(days=1) for o in window)
+
+
+# ---------------------------------------------------------------- booking
+
+
+async def test_booking_writes_an_appointment_and_takes_the_slot(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    ref = await verified(scheduling, sandbox, "leap-day")
+    offer = (await scheduling.find_free_slots(limit=1))[0]
+    visit = offer.visit_types[0]
+    booked = await scheduling.book(ref, offer.slot_id, visit_type=visit)
+    assert (booked.start, booked.practitioner) == (offer.start, offer.practitioner)
+    assert slot_status(sandbox, offer.slot_id) == "busy"
+    stored = fhir_state(sandbox, f"Appointment/{booked.appointment_id}")
+    assert stored["status"] == "booked"
+    assert {"reference": f"Patient/{ref.id}"} in [p["actor"] for p in stored["participant"]]
+    assert stored["slot"] == [{"reference": f"Slot/{offer.slot_id}"}]
+    assert stored["serviceType"][0]["coding"][0]["code"] == visit.code
+    assert booked.appointment_id in [a.appointment_id for a in await scheduling.upcoming_appointments(ref)]
+    with pytest.raises(SlotUnavailable):
+        await scheduling.book(ref, offer.slot_id)
+
+
+async def test_a_visit_type_the_slot_does_not_offer_is_refused(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    directory = await scheduling.directory()
+    park = next(s for s in directory.schedules if "Park" in s.practitioner)
+    telehealth = next(v for v in directory.visit_types if v.code == "telehealth")
+    offer = (await scheduling.find_free_slots(schedule_ids=[park.schedule_id], limit=1))[0]
+    with pytest.raises(VisitTypeNotOffered):
+        await scheduling.book(
+            PatientRef(sandbox.clinic.patient("short-name").id), offer.slot_id, visit_type=telehealth
+        )
+    assert slot_status(sandbox, offer.slot_id) == "free"
+
+
+async def test_ten_concurrent_bookings_of_one_slot_give_exactly_one_appointment(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    callers = [PatientRef(p.id) for p in sandbox.clinic.patients[:10]]
+    offer = (await scheduling.find_free_slots(limit=1))[0]
+    gateways = [wiring.gateway(sandbox.settings) for _ in callers]  # ten independent connections
+    try:
+        results = await asyncio.gather(
+            *(
+                wiring.scheduling(sandbox.settings, g).book(c, offer.slot_id)
+                for g, c in zip(gateways, callers, strict=True)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await asyncio.gather(*(g.aclose() for g in gateways))
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert len(losers) == 9 and all(isinstance(e, SlotUnavailable) for e in losers)
+    stored = [a for a in appointments_for_slot(sandbox, offer.slot_id) if a["status"] == "booked"]
+    assert [a["id"] for a in stored] == [winners[0].appointment_id]
+    assert slot_status(sandbox, offer.slot_id) == "busy"
+
+
+async def test_a_failed_appointment_write_gives_the_slot_back(sandbox: Sandbox) -> None:
+    wire = FaultyTransport(real_transport(sandbox.settings))
+    wire.inject(matches("POST", "/Appointment"), "status-500")
+    async with wiring.gateway(sandbox.settings, transport=wire) as fhir:
+        scheduling = wiring.scheduling(sandbox.settings, fhir)
+        offer = (await scheduling.find_free_slots(limit=1))[0]
+        with pytest.raises(FhirUnavailable):
+            await scheduling.book(PatientRef(sandbox.clinic.patient("short-name").id), offer.slot_id)
+    assert slot_status(sandbox, offer.slot_id) == "free"
+    assert appointments_for_slot(sandbox, offer.slot_id) == []
+
+
+async def test_a_booking_whose_answer_was_lost_is_found_not_duplicated(sandbox: Sandbox) -> None:
+    wire = FaultyTransport(real_transport(sandbox.settings))
+    wire.inject(matches("POST", "/Appointment"), "lost-response")
+    ref = PatientRef(sandbox.clinic.patient("multi-given").id)
+    async with wiring.gateway(sandbox.settings, transport=wire) as fhir:
+        scheduling = wiring.scheduling(sandbox.settings, fhir)
+        offer = (await scheduling.find_free_slots(limit=1))[0]
+        booked = await scheduling.book(ref, offer.slot_id)
+    stored = appointments_for_slot(sandbox, offer.slot_id)
+    assert [a["id"] for a in stored] == [booked.appointment_id]
+    assert slot_status(sandbox, offer.slot_id) == "busy"
+
+
+# ---------------------------------------------------------------- cancelling and rescheduling
+
+
+async def test_cancel_frees_the_slot(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    ref = await verified(scheduling, sandbox, "accented")
+    offer = (await scheduling.find_free_slots(limit=1))[0]
+    booked = await scheduling.book(ref, offer.slot_id)
+    cancelled = await scheduling.cancel(ref, booked.appointment_id)
+    assert cancelled.status == "cancelled"
+    assert fhir_state(sandbox, f"Appointment/{booked.appointment_id}")["status"] == "cancelled"
+    assert slot_status(sandbox, offer.slot_id) == "free"
+    assert booked.appointment_id not in [
+        a.appointment_id for a in await scheduling.upcoming_appointments(ref)
+    ]
+
+
+async def test_nobody_can_cancel_another_patients_appointment(
+    sandbox: Sandbox, scheduling: Scheduling
+) -> None:
+    owner = sandbox.clinic.patient("with-appointments")
+    theirs = next(a for a in sandbox.clinic.appointments if a.patient_id == owner.id)
+    intruder = PatientRef(sandbox.clinic.patient("short-name").id)
+    with pytest.raises(NotThisPatientsAppointment) as refused:
+        await scheduling.cancel(intruder, theirs.id)
+    with pytest.raises(NotThisPatientsAppointment) as unknown:
+        await scheduling.cancel(intruder, "appt-does-not-exist")
+    assert str(refused.value) == str(unknown.value)  # the caller cannot tell "not yours" from "no such"
+    assert fhir_state(sandbox, f"Appointment/{theirs.id}")["status"] == "booked"
+    assert slot_status(sandbox, theirs.slot_id) == "busy"
+
+
+async def test_reschedule_moves_the_appointment(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    ref = await verified(scheduling, sandbox, "hyphenated")
+    first, second = (await scheduling.find_free_slots(limit=2))[:2]
+    original = await scheduling.book(ref, first.slot_id)
+    moved = await scheduling.reschedule(ref, original.appointment_id, second.slot_id)
+    assert moved.start == second.start
+    assert fhir_state(sandbox, f"Appointment/{original.appointment_id}")["status"] == "cancelled"
+    assert fhir_state(sandbox, f"Appointment/{moved.appointment_id}")["status"] == "booked"
+    assert (slot_status(sandbox, first.slot_id), slot_status(sandbox, second.slot_id)) == ("free", "busy")
+
+
+async def test_a_reschedule_whose_cancel_fails_keeps_the_original_and_frees_the_new_slot(
+    sandbox: Sandbox,
+) -> None:
+    wire = FaultyTransport(real_transport(sandbox.settings))
+    ref = PatientRef(sandbox.clinic.patient("apostrophe").id)
+    async with wiring.gateway(sandbox.settings, transport=wire) as fhir:
+        scheduling = wiring.scheduling(sandbox.settings, fhir)
+        first, second = (await scheduling.find_free_slots(limit=2))[:2]
+        original = await scheduling.book(ref, first.slot_id)
+        # the connection drops exactly when the original appointment is being cancelled
+        wire.inject(matches("PATCH", f"/Appointment/{original.appointment_id}"), "connect-error")
+        with pytest.raises(RescheduleFailed):
+            await scheduling.reschedule(ref, original.appointment_id, second.slot_id)
+        upcoming = await scheduling.upcoming_appointments(ref)
+    assert fhir_state(sandbox, f"Appointment/{original.appointment_id}")["status"] == "booked"
+    assert slot_status(sandbox, first.slot_id) == "busy"
+    assert slot_status(sandbox, second.slot_id) == "free"
+    assert [a["status"] for a in appointments_for_slot(sandbox, second.slot_id)] == ["cancelled"]
+    assert [a.appointment_id for a in upcoming if a.start == first.start] == [original.appointment_id]

@@ -1,0 +1,53 @@
+"""Settings: safe defaults, and a loud, specific failure on every bad value."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from voice_agent.settings import Settings
+
+
+def test_safe_defaults() -> None:
+    settings = Settings()
+    assert settings.session_idle_timeout_seconds == 15 * 60
+    assert settings.fhir_base_url.startswith("https://")
+    assert settings.fhir_require_client_cert and not settings.fhir_allow_plain_http
+    assert settings.audit_retention_days >= 6 * 365
+    assert not settings.log_caller_speech
+    assert settings.client_cert_pair is not None and settings.ca_file is not None
+
+
+def test_environment_variables_use_the_voice_agent_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("VOICE_AGENT_CLINIC_SCHEDULE_IDS", '["sched-a", "sched-b"]')
+    settings = Settings()
+    assert settings.session_idle_timeout_seconds == 30
+    assert settings.clinic_schedule_ids == ("sched-a", "sched-b")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS", "fifteen", "valid number"),
+        ("VOICE_AGENT_CLINIC_TIMEZONE", "Mars/Olympus", "IANA time zone"),
+        ("VOICE_AGENT_FHIR_BASE_URL", "fhir.clinic.local", "absolute https"),
+        ("VOICE_AGENT_FHIR_BASE_URL", "https://fhir.clinic.local/fhir?x=1", "query"),
+        ("VOICE_AGENT_FHIR_READ_RETRIES", "50", "less than or equal"),
+        ("VOICE_AGENT_FHIR_CLIENT_CERT", "/etc/agent.pem", "both"),
+        ("VOICE_AGENT_SESION_IDLE_TIMEOUT_SECONDS", "60", "unknown setting"),
+    ],
+)
+def test_bad_values_fail_loudly(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, complaint: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=complaint):
+        Settings()
+
+
+def test_settings_are_immutable_once_loaded() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.session_idle_timeout_seconds = 1  # type: ignore[misc]
