@@ -44,7 +44,7 @@ CANCELLATION_REASON = {
 }
 _SLOT_ELEMENTS = ("schedule", "status", "start", "end", "serviceType")
 _APPOINTMENT_ELEMENTS = ("status", "start", "end", "slot", "participant", "serviceType")
-_MAX_SLOT_PAGES = 6
+_SLOT_PAGE = 50
 
 
 class SchedulingError(FhirError):
@@ -243,36 +243,48 @@ class Scheduling:
         criteria: list[tuple[str, str]] = [
             ("schedule", ",".join(f"Schedule/{s.schedule_id}" for s in schedules)),
             ("status", "free"),
-            ("start", f"lt{end.isoformat()}"),
         ]
         if visit_type is not None:
             criteria.append(("service-type", visit_type.token))
+        # Walk forward in growing windows (1, 1, 2, 4, 7, 14... days) rather than asking the server to sort
+        # the whole horizon: each answer stays small, and servers without an index on Slot.start (the
+        # sandbox's sort costs ~0.5 s) or without _sort at all are still fast. A full page means the window
+        # may be truncated, so only then is that window asked again sorted.
         offers: list[SlotOffer] = []
-        seen: set[str] = set()
-        cursor = start
-        for _ in range(_MAX_SLOT_PAGES):
+        window_start, days = start, 1
+        while window_start < end and len(offers) < limit:
+            window_end = min(end, window_start + timedelta(days=days))
+            window = [
+                *criteria,
+                ("start", f"ge{window_start.isoformat()}"),
+                ("start", f"lt{window_end.isoformat()}"),
+            ]
             page = await self._gateway.search(
-                "Slot",
-                [*criteria, ("start", f"ge{cursor.isoformat()}")],
-                elements=_SLOT_ELEMENTS,
-                count=50,
-                sort="start",
-                purpose=Purpose.FIND_SLOTS,
+                "Slot", window, elements=_SLOT_ELEMENTS, count=_SLOT_PAGE, purpose=Purpose.FIND_SLOTS
             )
-            fresh = [s for s in page if s.id not in seen]
-            for slot in fresh:
-                seen.add(slot.id)
+            if len(page) >= _SLOT_PAGE:
+                page = await self._gateway.search(
+                    "Slot",
+                    window,
+                    elements=_SLOT_ELEMENTS,
+                    count=_SLOT_PAGE,
+                    sort="start",
+                    purpose=Purpose.FIND_SLOTS,
+                )
+                starts = [s.start.datetime for s in page]
+                if starts:  # truncated: the next window starts AT the last start this page reached, since
+                    last = max(starts)  # the page may hold only some of the slots that begin then
+                    window_end = last if min(starts) < last else last + timedelta(seconds=1)
+            for slot in page:
                 offer = self._offer(slot, directory)
-                if offer is None or offer.start < start or offer.start >= end:
+                if offer is None or not window_start <= offer.start < window_end:
                     continue
                 if time_of_day is not None and not time_of_day.admits(
                     offer.start.astimezone(self._zone).time()
                 ):
                     continue
                 offers.append(offer)
-            if len(offers) >= limit or len(page) < 50 or not fresh:
-                break
-            cursor = max(s.start.datetime for s in page)
+            window_start, days = window_end, min(days * 2 if days > 1 else days + 1, 14)
         offers.sort(key=lambda o: (o.start, o.practitioner))
         return offers[:limit]
 
