@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +37,8 @@ from .errors import (
 )
 from .scope import Interaction
 from .transport import TransportConfig, build_client, classify
+
+log = logging.getLogger(__name__)
 
 MODELS: Mapping[str, Any] = {
     "Patient": Patient,
@@ -342,6 +346,7 @@ class FhirGateway:
         content: bytes | None = None,
     ) -> httpx.Response:
         request_headers = {"Prefer": _STRICT, **(headers or {})}
+        started = time.perf_counter()
         attempts = 1 + (self._read_retries if idempotent else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -355,6 +360,15 @@ class FhirGateway:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
                 raise error from None
+            # Method, type and status only: the URL and body may carry search values.
+            log.debug(
+                "FHIR %s %s -> %d in %.1f ms (attempt %d)",
+                method,
+                resource_type,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+                attempt + 1,
+            )
             if response.is_success:
                 return response
             if response.status_code in _RETRY_STATUSES and not last and idempotent:

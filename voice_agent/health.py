@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fhir_adapters import FhirError
-from voice_agent import wiring
+from voice_agent.runtime import runtime
 from voice_agent.settings import Settings
 
 
 async def describe_clinic(settings: Settings, say: Callable[[str], object]) -> int:
-    """Prints the practitioners and visit types learned from Schedules. Returns a process exit code."""
+    """Prints the practitioners and visit types learned from Schedules (an audited read, like any other).
+    Returns a process exit code."""
     try:
-        async with wiring.gateway(settings) as fhir:
-            directory = await wiring.scheduling(settings, fhir).directory()
+        async with runtime(settings) as agent:
+            directory = await agent.scheduling.directory()
     except FhirError as error:
         say(f"FHIR check failed: {error}")
         return 1

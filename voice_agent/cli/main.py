@@ -9,18 +9,19 @@ from datetime import date
 import typer
 from pydantic import ValidationError
 
-from voice_agent.cli import dev
-from voice_agent.cli.common import load_settings
+from voice_agent.cli import audit, dev
+from voice_agent.cli.common import bootstrap
 from voice_agent.health import describe_clinic
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted clinic voice agent.")
 app.add_typer(dev.app, name="dev")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command()
 def check() -> None:
     """Reach FHIR through the scoped gateway (mutual TLS) and print what the agent learns of the clinic."""
-    settings = load_settings()
+    settings = bootstrap()
     code = asyncio.run(describe_clinic(settings, typer.echo))
     raise typer.Exit(code)
 
@@ -34,7 +35,7 @@ def up(
 ) -> None:
     """Embedded defaults, one command: dev certificates, the local FHIR sandbox over mutual TLS seeded
     with the synthetic clinic, then the agent. Ctrl-C stops everything."""
-    settings = load_settings()
+    settings = bootstrap()
     day = date.fromisoformat(today) if today else None
     process = dev.start_sandbox(settings, detach=False)
     try:

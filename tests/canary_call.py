@@ -1,0 +1,110 @@
+"""A call that carries canary PHI through every code path the product has, run as its own process.
+
+Started by tests/test_canary_phi.py with the canary in CANARY_* variables and the product's settings in
+VOICE_AGENT_* variables (DEBUG logging on). It starts the process the way the CLI does (hardening, the
+one logging set-up), then drives sessions, the gateway and every scheduling operation, success and
+failure paths, logs PHI on purpose the ways careless code would, and lets a session time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loguru import logger
+
+from fhir_adapters import FhirInvalidResponse, NotThisPatientsAppointment, SlotUnavailable
+from tests.faults import FaultyTransport, matches, real_transport
+from voice_agent.privacy import caller_speech_logger, configure_logging, harden_process, remember_name
+from voice_agent.runtime import runtime
+from voice_agent.settings import Settings
+
+GIVEN, FAMILY = os.environ["CANARY_GIVEN"], os.environ["CANARY_FAMILY"]
+BORN, PHONE = date.fromisoformat(os.environ["CANARY_DOB"]), os.environ["CANARY_PHONE"]
+UTTERANCE = f"Hi, this is {GIVEN} {FAMILY}, born {BORN:%B %d, %Y}, you can reach me at {PHONE}"
+
+
+async def call(settings: Settings) -> None:
+    log = logging.getLogger("voice_agent.canary")
+    bad_patient = {"resourceType": "Patient", "id": "x", "name": f"{GIVEN} {FAMILY}", "birthDate": str(BORN),
+                   "telecom": PHONE}  # fmt: skip
+    garbage = json.dumps(
+        {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": bad_patient}]}
+    ).encode()
+    wire = FaultyTransport(real_transport(settings), body_override=garbage)
+    async with runtime(settings, transport=wire) as agent:
+        scheduling = agent.scheduling
+        async with agent.sessions.call(caller_number=PHONE) as session:
+            session.heard.append(UTTERANCE)
+            remember_name(f"{GIVEN} {FAMILY}")
+            # careless logging, every way a developer might write it
+            log.debug("caller said: %s", UTTERANCE)
+            log.info(f"verifying {GIVEN} {FAMILY} born {BORN.isoformat()} from {PHONE}")
+            logger.debug("Transcription: [{}]", UTTERANCE)
+            logger.info(f"caller {FAMILY} ({BORN:%m/%d/%Y})")
+            caller_speech_logger("voice_agent.dialogue").info("heard %s", UTTERANCE)
+
+            (patient,) = await scheduling.find_patient(given=GIVEN, family=FAMILY, birth_date=BORN)
+            session.patient = patient
+            assert await scheduling.phone_on_record(patient, PHONE)
+            await scheduling.upcoming_appointments(patient)
+            first, second = (await scheduling.find_free_slots(limit=2))[:2]
+            booked = await scheduling.book(patient, first.slot_id)
+            session.found["booked"] = booked
+            try:
+                await scheduling.book(patient, first.slot_id)
+            except SlotUnavailable:
+                log.warning("slot taken for %s", FAMILY, exc_info=True)
+            moved = await scheduling.reschedule(patient, booked.appointment_id, second.slot_id)
+            await scheduling.cancel(patient, moved.appointment_id)
+            assert (
+                await scheduling.find_patient(given=GIVEN, family=FAMILY, birth_date=BORN + timedelta(days=1))
+                == []
+            )
+            try:
+                await scheduling.cancel(patient, "appt-does-not-exist")
+            except NotThisPatientsAppointment:
+                log.exception("cancel refused for %s %s", GIVEN, FAMILY)
+            wire.inject(matches("POST", "/Patient/_search"), "garbage")
+            try:
+                await scheduling.find_patient(given=GIVEN, family=FAMILY, birth_date=BORN)
+            except FhirInvalidResponse:
+                log.exception("verification failed for %s born %s", FAMILY, BORN)
+            try:
+                raise ValueError(f"unexpected caller {GIVEN} {FAMILY} {BORN} {PHONE}")
+            except ValueError:
+                log.exception("call handler crashed")
+                logger.exception("call handler crashed (loguru)")
+            worker = threading.Thread(target=_crash_in_thread)
+            worker.start()
+            worker.join()
+
+        # a second call that goes quiet and is logged off by the idle timeout
+        idle = await agent.sessions.start(caller_number=PHONE)
+        idle.heard.append(UTTERANCE)
+        await asyncio.sleep(settings.session_idle_timeout_seconds * 3)
+        assert idle.ended == "timeout", idle.ended
+
+
+def _crash_in_thread() -> None:
+    raise RuntimeError(f"uncaught in a worker thread: {GIVEN} {FAMILY} {PHONE}")
+
+
+def main() -> None:
+    settings = Settings()
+    harden_process()
+    configure_logging(settings)
+    asyncio.run(call(settings))
+    print("CANARY-RUN-OK", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Canary PHI: plant a unique synthetic patient, run a call through every code path with DEBUG logging,
+then prove the canary's name, birth date and phone number are in no file the product wrote and in none
+of its output, while the audit trail did record the accesses (by id, without the values)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Sandbox
+from voice_agent.audit import AuditTrail, Keyring, generate_key_file
+
+SCRIPT = Path(__file__).with_name("canary_call.py")
+
+
+def _letters(n: int) -> str:
+    return "".join(
+        secrets.choice("bcdfghjklmnpqrstvwxz") + secrets.choice("aeiou") for _ in range(n)
+    ).capitalize()
+
+
+def canary_forms(given: str, family: str, born: date, phone: str) -> list[bytes]:
+    """Every shape the canary might take on disk or in a log."""
+    digits = re.sub(r"\D", "", phone)
+    texts = [
+        given, family, f"{given} {family}",
+        born.isoformat(), born.strftime("%m/%d/%Y"), born.strftime("%B %d, %Y"), born.strftime("%Y%m%d"),
+        phone, digits, digits[-7:], f"{digits[-7:-4]}-{digits[-4:]}",
+    ]  # fmt: skip
+    forms = set()
+    for text in texts:
+        for variant in (text, text.lower(), text.upper()):
+            forms.add(variant.encode())
+            forms.add(variant.encode("utf-16-le"))
+    return sorted(forms)
+
+
+@pytest.fixture
+def canary(sandbox: Sandbox) -> dict[str, str]:
+    given, family = _letters(3), f"{_letters(3)}-{_letters(2)}"
+    born = date(1900 + secrets.randbelow(100), 1 + secrets.randbelow(12), 1 + secrets.randbelow(28))
+    phone = f"+1-555-{secrets.randbelow(900) + 100}-{secrets.randbelow(9000) + 1000}"
+    patient_id = f"canary-{secrets.token_hex(4)}"
+    with sandbox.raw() as raw:
+        response = raw.put(
+            f"Patient/{patient_id}",
+            json={
+                "resourceType": "Patient",
+                "id": patient_id,
+                "name": [{"family": family, "given": [given]}],
+                "birthDate": born.isoformat(),
+                "telecom": [{"system": "phone", "value": phone}],
+            },
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        assert response.status_code in (200, 201)
+    return {
+        "CANARY_GIVEN": given,
+        "CANARY_FAMILY": family,
+        "CANARY_DOB": born.isoformat(),
+        "CANARY_PHONE": phone,
+        "id": patient_id,
+    }
+
+
+def test_canary_phi_never_reaches_disk_or_logs(
+    sandbox: Sandbox, canary: dict[str, str], tmp_path: Path
+) -> None:
+    product = tmp_path / "product"
+    (product / "tmp").mkdir(parents=True)
+    (product / "cwd").mkdir()
+    key_file = product / "audit.key"
+    generate_key_file(key_file)
+    env = {
+        **sandbox.env,
+        "VOICE_AGENT_LOG_LEVEL": "DEBUG",
+        "VOICE_AGENT_AUDIT_DATABASE_URL": f"sqlite:///{product / 'audit.db'}",
+        "VOICE_AGENT_AUDIT_KEY_FILE": str(key_file),
+        "VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS": "0.4",
+        "TMPDIR": str(product / "tmp"),
+        **{k: v for k, v in canary.items() if k.startswith("CANARY_")},
+    }
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)],
+        env=env,
+        cwd=product / "cwd",
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-4000:]
+    assert b"CANARY-RUN-OK" in done.stdout
+
+    # debug logging really was on, and the careless lines really were written (redacted), not lost
+    assert b"DEBUG" in done.stderr and b"FHIR PATCH Slot -> 200" in done.stderr
+    assert b"[redacted:name]" in done.stderr and b"[redacted:date]" in done.stderr
+    assert b"[redacted:phone]" in done.stderr and b"Traceback" in done.stderr
+
+    born = date.fromisoformat(canary["CANARY_DOB"])
+    forms = canary_forms(canary["CANARY_GIVEN"], canary["CANARY_FAMILY"], born, canary["CANARY_PHONE"])
+    written = [p for p in product.rglob("*") if p.is_file()]
+    assert any(p.name == "audit.db" for p in written)
+    leaks = [
+        (source, form.decode(errors="replace"))
+        for source, blob in [("stdout", done.stdout), ("stderr", done.stderr)]
+        + [(str(p.relative_to(product)), p.read_bytes()) for p in written]
+        for form in forms
+        if form in blob
+    ]
+    assert leaks == []
+
+    # the accesses were audited: by the canary's resource id, never its values
+    with AuditTrail.open(env["VOICE_AGENT_AUDIT_DATABASE_URL"], Keyring.from_file(key_file)) as trail:
+        assert trail.verify().ok
+        now = datetime.now(UTC)
+        events = [row["event"] for row in trail.export(now - timedelta(hours=1), now + timedelta(hours=1))]
+    actions = {e["action"] for e in events}
+    assert {
+        "session.start",
+        "session.end",
+        "fhir.search",
+        "fhir.read",
+        "fhir.create",
+        "fhir.update",
+    } <= actions
+    assert any(
+        canary["id"] in e.get("resource_ids", []) for e in events if e.get("resource_type") == "Patient"
+    )
+    assert sorted(e["end_reason"] for e in events if e["action"] == "session.end") == ["hangup", "timeout"]
+    assert any(e["outcome"] == "not-found" for e in events)  # the refused cancel of an unknown appointment
+
+
+def test_the_scan_would_catch_a_leak(tmp_path: Path) -> None:
+    """The detector itself: a planted plaintext canary in a written file is found."""
+    forms = canary_forms("Quenby", "Zarkovich-Tillo", date(1931, 7, 4), "+1-555-321-9876")
+    leaked = tmp_path / "leak.log"
+    leaked.write_text("call ended for ZARKOVICH-TILLO, dob 07/04/1931, cb 321-9876\n")
+    blob = leaked.read_bytes()
+    assert [f for f in forms if f in blob]
+    assert os.environ.get("VOICE_AGENT_LOG_LEVEL") is None  # this test process itself runs without debug
