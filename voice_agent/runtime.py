@@ -14,7 +14,8 @@ import httpx
 
 from fhir_adapters import FhirGateway, Scheduling
 from voice_agent import wiring
-from voice_agent.audit import AuditRecorder, AuditTrail, open_trail
+from voice_agent.audit import AuditRecorder, AuditTrail, load_keyring
+from voice_agent.escalations import AsyncEscalationStore, EscalationStore
 from voice_agent.session import SessionManager
 from voice_agent.settings import Settings
 
@@ -27,22 +28,25 @@ class Runtime:
     fhir: FhirGateway
     scheduling: Scheduling
     sessions: SessionManager
-
-
-def audit_trail(settings: Settings) -> AuditTrail:
-    """The configured trail; on the development sandbox a missing dev key is generated (0600)."""
-    return open_trail(settings, create_dev_key=settings.uses_dev_sandbox)
+    escalations: AsyncEscalationStore
 
 
 @contextlib.asynccontextmanager
 async def runtime(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
-    with audit_trail(settings) as trail:
+    # On the development sandbox a missing dev key is generated (0600); elsewhere a missing key is fatal.
+    keyring = load_keyring(settings, create_dev_key=settings.uses_dev_sandbox)
+    with AuditTrail.open(settings.audit_url, keyring) as trail:
         auditor = AuditRecorder(trail, settings.service_identity)
+        escalations = AsyncEscalationStore(
+            EscalationStore(trail, keyring, service_identity=settings.service_identity)
+        )
         async with wiring.gateway(settings, recorder=auditor, transport=transport) as fhir:
             sessions = SessionManager(auditor, idle_timeout=settings.session_idle_timeout_seconds)
             try:
-                yield Runtime(settings, trail, auditor, fhir, wiring.scheduling(settings, fhir), sessions)
+                yield Runtime(
+                    settings, trail, auditor, fhir, wiring.scheduling(settings, fhir), sessions, escalations
+                )
             finally:
                 await sessions.shutdown()

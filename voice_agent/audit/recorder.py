@@ -26,6 +26,7 @@ from .events import (
     AuditEvent,
     AuditPurpose,
     EndReason,
+    GuardrailKind,
     is_recordable_id,
 )
 from .trail import AuditTrail
@@ -72,6 +73,19 @@ class AuditRecorder:
                 end_reason=reason,
                 duration_seconds=max(0.0, duration_seconds),
                 phi_retained="none",
+            )
+        )
+
+    async def guardrail(self, kind: GuardrailKind) -> None:
+        """A guardrail fired in this call (emergency words, a request for advice or for someone else's
+        data, an attempt to change the agent's rules): which one, never the words."""
+        await self.write(
+            self._event(
+                action=AuditAction.DIALOGUE_GUARDRAIL,
+                purpose=AuditPurpose.CALL_SESSION,
+                outcome="success" if kind in ("emergency", "crisis") else "denied",
+                session_id=current_session_id.get(),
+                guardrail=kind,
             )
         )
 

@@ -1,0 +1,118 @@
+"""A running agent (real sandbox over mTLS, real encrypted audit trail) and a way to hold a conversation
+with it through the text channel's call loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.conftest import Sandbox
+from tests.conversations.simulator import CallerSimulator, Persona
+from voice_agent.audit import generate_key_file
+from voice_agent.channels.text import run_call
+from voice_agent.dialogue.factory import conversations
+from voice_agent.dialogue.understanding import Understanding
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.runtime import Runtime, runtime
+from voice_agent.session import EndReason
+
+
+@dataclass
+class Transcript:
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    end: EndReason | None = None
+    asked: list[str] = field(default_factory=list)
+
+    @property
+    def agent(self) -> list[str]:
+        return [text for who, text in self.turns if who == "agent"]
+
+    def text(self) -> str:
+        return "\n".join(f"{who}: {text}" for who, text in self.turns)
+
+
+@pytest.fixture(scope="session")
+async def agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
+    home = tmp_path_factory.mktemp("agent")
+    key = home / "audit.key"
+    generate_key_file(key)
+    settings = sandbox.settings.model_copy(
+        update={
+            "audit_database_url": f"sqlite:///{home / 'audit.db'}",
+            "audit_key_file": key,
+            "clinic_name": "Maple Street Clinic",
+        }
+    )
+    async with runtime(settings) as running:
+        yield running
+
+
+Converse = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def converse(agent: Runtime) -> Converse:
+    async def _converse(
+        persona: Persona, *, caller_number: str | None = None, understanding: Understanding | None = None
+    ) -> Transcript:
+        simulator = CallerSimulator(persona)
+        transcript = Transcript()
+        outbox: asyncio.Queue[str] = asyncio.Queue()
+
+        def emit(line: str) -> None:
+            assert "\n" not in line
+            transcript.turns.append(("agent", line))
+            outbox.put_nowait(line)
+
+        async def lines() -> AsyncIterator[str]:
+            while True:
+                answer = simulator.answer(await outbox.get())
+                while simulator.pending:
+                    await simulator.pending.pop(0)
+                if answer is None:
+                    return
+                transcript.turns.append(("caller", answer))
+                yield answer
+
+        transcript.end = await run_call(
+            agent,
+            conversations(agent),
+            understanding or RulesUnderstanding(),
+            lines(),
+            emit,
+            caller_number=caller_number,
+        )
+        transcript.asked = simulator.asked
+        return transcript
+
+    return _converse
+
+
+def booked(sandbox: Sandbox, patient_id: str) -> dict[str, dict[str, Any]]:
+    """The patient's booked appointments as FHIR holds them, by id (read outside the agent)."""
+    with sandbox.raw() as raw:
+        bundle = raw.get(
+            "Appointment", params={"patient": f"Patient/{patient_id}", "status": "booked", "_count": 100}
+        ).json()
+    return {e["resource"]["id"]: e["resource"] for e in bundle.get("entry", [])}
+
+
+def status_of(sandbox: Sandbox, appointment_id: str) -> str:
+    with sandbox.raw() as raw:
+        return str(raw.get(f"Appointment/{appointment_id}").json()["status"])
+
+
+def slot_status(sandbox: Sandbox, slot_id: str) -> str:
+    with sandbox.raw() as raw:
+        return str(raw.get(f"Slot/{slot_id}").json()["status"])
+
+
+def audit_events(agent: Runtime) -> list[dict[str, Any]]:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    return [row["event"] for row in agent.trail.export(now - timedelta(hours=2), now + timedelta(hours=2))]

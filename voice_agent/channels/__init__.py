@@ -1,0 +1,1 @@
+"""Ways a caller reaches the dialogue: the text channel today; WebRTC, carrier media streams and SIP later."""

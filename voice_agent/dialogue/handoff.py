@@ -1,0 +1,51 @@
+"""The policy's hand-off port onto the encrypted escalation store."""
+
+from __future__ import annotations
+
+import re
+
+from fhir_adapters import PatientRef
+from voice_agent.dialogue.policy import Category
+from voice_agent.escalations import AsyncEscalationStore, EscalationCategory, Urgency
+from voice_agent.session import CallSession
+
+
+def to_e164(number: str | None, *, default_country: str = "1") -> str | None:
+    """ "(555) 014-2222", "555 014 2222", "+1-555-014-2222" -> "+15550142222"; anything else -> None
+    (an unusable number is dropped rather than stored wrong)."""
+    if not number:
+        return None
+    digits = re.sub(r"\D", "", number)
+    if number.strip().startswith("+"):
+        candidate = f"+{digits}"
+    elif len(digits) == 10:
+        candidate = f"+{default_country}{digits}"
+    elif len(digits) == 11 and digits.startswith(default_country):
+        candidate = f"+{digits}"
+    else:
+        return None
+    return candidate if re.fullmatch(r"\+[1-9][0-9]{6,14}", candidate) else None
+
+
+class StoreHandoff:
+    """Creates the escalation staff will see: category, urgency, patient reference, callback number."""
+
+    def __init__(self, store: AsyncEscalationStore) -> None:
+        self._store = store
+
+    async def escalate(
+        self,
+        *,
+        category: Category,
+        urgent: bool,
+        patient: PatientRef | None,
+        callback_number: str | None,
+        session: CallSession,
+    ) -> None:
+        await self._store.create(
+            category=EscalationCategory(category),
+            session_id=session.id,
+            urgency=Urgency.URGENT if urgent else None,
+            patient_id=patient.id if patient is not None else None,
+            callback_number=to_e164(callback_number),
+        )

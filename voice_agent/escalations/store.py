@@ -1,0 +1,668 @@
+"""Escalations in SQL, in the audit trail's database, each change committed with its audit event.
+
+Why the audit database: an escalation row and the audit event that records its creation, viewing or
+change are written in ONE transaction that also holds the audit head lock. A failed audit write therefore
+leaves no escalation (and no change), and a failed escalation write leaves no audit event claiming it
+happened. Two databases could only order the writes, never make them atomic.
+
+At rest the PHI (patient id, callback number) is one AES-256-GCM blob under the audit keyring (same key
+file, key ids and rotation); its associated data names the escalation and its call, so a blob copied to
+another row does not decrypt. The plaintext is padded to a fixed size, so its length does not tell
+whether the caller was verified. Category, urgency, status, times and staff ids stay plaintext: the queue
+sorts and filters without decrypting, and reading it needs no view event.
+
+The SQL here is blocking and may wait on the audit head lock: from the event loop use
+``AsyncEscalationStore`` (``voice_agent.escalations.aio``), which runs each call in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Uuid,
+    case,
+    delete,
+    event,
+    select,
+    update,
+)
+
+from voice_agent.audit.crypto import DecryptionError, Keyring, Sealed
+from voice_agent.audit.events import Actor, AuditAction, AuditEvent, AuditOutcome, AuditPurpose, FhirId
+from voice_agent.audit.store import from_db_time, to_db_time
+from voice_agent.audit.trail import AuditTrail
+
+from .models import (
+    ALWAYS_URGENT,
+    CallbackNumber,
+    Escalation,
+    EscalationCategory,
+    EscalationStatus,
+    EscalationSummary,
+    ResolutionOutcome,
+    Urgency,
+)
+
+DEFAULT_RETENTION_DAYS = 30
+#: Upper bound of one audited purge batch: the most ids one audit event may list.
+PURGE_BATCH = 500
+MAX_QUEUE = 1000
+#: Every sealed blob's plaintext is padded to this many bytes (the largest is about 100).
+_PHI_PAD = 128
+
+metadata = MetaData()
+
+escalations_table = Table(
+    "escalations",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    #: Times are naive UTC, as in the audit tables; none of these columns is PHI.
+    Column("created_at", DateTime(timezone=False), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("urgency", String(8), nullable=False),
+    Column("session_id", Uuid(), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_at", DateTime(timezone=False)),
+    Column("resolved_by", String(64)),
+    Column("resolved_at", DateTime(timezone=False)),
+    Column("outcome", String(32)),
+    #: The sealed PHI: patient id and callback number.
+    Column("key_id", String(32), nullable=False),
+    Column("nonce", LargeBinary(12), nullable=False),
+    Column("ciphertext", LargeBinary(), nullable=False),
+    Index("ix_escalations_queue", "status", "urgency", "created_at"),
+    Index("ix_escalations_resolved_at", "resolved_at"),
+)
+
+_ACTIVE = (EscalationStatus.OPEN.value, EscalationStatus.CLAIMED.value)
+_T = TypeVar("_T")
+Append = Callable[[AuditEvent], None]
+
+
+# ---------------------------------------------------------------------- errors
+
+
+class EscalationError(Exception):
+    """Base class. Messages name fields, states and error classes, never values that could be PHI."""
+
+
+class InvalidEscalation(EscalationError, ValueError):
+    """The input does not fit the escalation model (free text, a malformed number or id...)."""
+
+
+class EscalationNotFound(EscalationError, LookupError):
+    """No escalation with that id (never created, or purged after resolution)."""
+
+
+class EscalationConflict(EscalationError):
+    """A refused status transition: resolving twice, claiming another's, resolving an unclaimed one."""
+
+    def __init__(self, message: str, status: EscalationStatus, claimed_by: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.claimed_by = claimed_by
+
+
+class EscalationUnreadable(EscalationError):
+    """A stored escalation does not decrypt or validate (key missing from the keyring, or tampering)."""
+
+
+class EscalationWriteError(EscalationError):
+    """The database or the audit trail refused the write; nothing was changed (fail closed)."""
+
+
+@dataclass(frozen=True)
+class EscalationPurgeReport:
+    cutoff: datetime
+    deleted: int
+    audit_events: int
+
+
+class _Phi(BaseModel):
+    """The sealed part of a row, validated again when it is opened."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    patient_id: FhirId | None = None
+    callback_number: CallbackNumber | None = None
+
+
+def _aad(escalation_id: UUID, session_id: UUID) -> bytes:
+    return f"voice-agent-escalation/phi/v1|{escalation_id}|{session_id}".encode()
+
+
+def _db_now(clock: Callable[[], datetime]) -> datetime:
+    """The clock at the precision both backends store, so what ``create`` returns is what ``get`` reads."""
+    return from_db_time(to_db_time(clock()))
+
+
+def _fields_only(exc: ValidationError) -> str:
+    """pydantic's messages quote the input (maybe a phone number): keep only where it failed."""
+    return ", ".join(
+        sorted({".".join(str(part) for part in error["loc"]) or "value" for error in exc.errors()})
+    )
+
+
+class EscalationStore:
+    """Create, list, view, claim, resolve and purge escalations; every access to PHI is audited.
+
+    Thread-safe (SQLAlchemy's pool; every write holds the audit head lock, which serialises writers across
+    processes too). ``open`` is the usual entry point; the constructor shares an already open trail.
+    """
+
+    def __init__(
+        self,
+        trail: AuditTrail,
+        keyring: Keyring,
+        *,
+        service_identity: str = "voice-agent",
+        clock: Callable[[], datetime] | None = None,
+        owns_trail: bool = False,
+    ) -> None:
+        self._trail = trail
+        self._keyring = keyring
+        self._service = Actor(kind="service", id=service_identity)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._owns_trail = owns_trail
+        # The one place this package reaches into the trail: its engine and its locked append (see
+        # ``_transaction``). mypy checks these names, so a change in the trail breaks the build, not data.
+        self._engine = trail._store.engine
+        self._dialect = trail._store.dialect
+        if self._dialect == "sqlite":
+            _sqlite_secure_delete(self._engine)
+        with self._transaction() as (conn, _append):
+            metadata.create_all(conn, checkfirst=True)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        keyring: Keyring,
+        *,
+        service_identity: str = "voice-agent",
+        clock: Callable[[], datetime] | None = None,
+    ) -> EscalationStore:
+        """Connect to the audit database at ``url`` (SQLite file or PostgreSQL), creating tables if needed."""
+        trail = AuditTrail.open(url, keyring, clock=clock or (lambda: datetime.now(UTC)))
+        try:
+            return cls(trail, keyring, service_identity=service_identity, clock=clock, owns_trail=True)
+        except BaseException:
+            trail.close()
+            raise
+
+    def close(self) -> None:
+        if self._owns_trail:
+            self._trail.close()
+
+    def __enter__(self) -> EscalationStore:
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ agent side
+
+    def create(
+        self,
+        *,
+        category: EscalationCategory,
+        session_id: UUID,
+        urgency: Urgency | None = None,
+        patient_id: str | None = None,
+        callback_number: str | None = None,
+    ) -> Escalation:
+        """Store a hand-off and its ``escalation.create`` event (service actor) in one transaction.
+
+        Emergency and crisis are made urgent whatever ``urgency`` says: raising an error in the middle
+        of an emergency would be worse than ignoring a wrong argument.
+        """
+        if category in ALWAYS_URGENT:
+            urgency = Urgency.URGENT
+        try:
+            escalation = Escalation(
+                id=uuid4(),
+                created_at=_db_now(self._clock),
+                category=category,
+                urgency=urgency or Urgency.NORMAL,
+                session_id=session_id,
+                patient_id=patient_id,
+                callback_number=callback_number,
+            )
+        except ValidationError as exc:
+            raise InvalidEscalation(f"not a valid escalation (check: {_fields_only(exc)})") from None
+        phi = _Phi(patient_id=escalation.patient_id, callback_number=escalation.callback_number)
+        sealed = self._seal(escalation.id, escalation.session_id, phi)
+        audit = self._event(self._service, AuditAction.ESCALATION_CREATE, "success", escalation)
+
+        def work(conn: Connection, append: Append) -> Escalation:
+            conn.execute(
+                escalations_table.insert().values(
+                    **_row_values(escalation.summary()),
+                    key_id=sealed.key_id,
+                    nonce=sealed.nonce,
+                    ciphertext=sealed.ciphertext,
+                )
+            )
+            append(audit)
+            return escalation
+
+        return self._write(work)
+
+    # ------------------------------------------------------------------ staff side
+
+    def queue(self, limit: int = 100) -> list[EscalationSummary]:
+        """Open and claimed first, urgent first, then oldest; then resolved ones awaiting purge.
+
+        Reads plaintext columns only, so listing is not a PHI access and writes no audit event.
+        """
+        if not 1 <= limit <= MAX_QUEUE:
+            raise ValueError(f"limit must be between 1 and {MAX_QUEUE}")
+        t = escalations_table
+        query = (
+            select(*(t.c[name] for name in EscalationSummary.model_fields))
+            .order_by(
+                case((t.c.status.in_(_ACTIVE), 0), else_=1),
+                case((t.c.urgency == Urgency.URGENT.value, 0), else_=1),
+                t.c.created_at,
+                t.c.id,
+            )
+            .limit(limit)
+        )
+        with self._engine.connect() as conn, conn.begin():
+            rows = conn.execute(query).all()
+        try:
+            return [EscalationSummary.model_validate(_summary_values(row)) for row in rows]
+        except ValidationError:
+            raise EscalationUnreadable(
+                "a stored escalation is not valid (altered outside the store?)"
+            ) from None
+
+    def get(self, escalation_id: UUID, staff_user: str) -> Escalation:
+        """Decrypt one escalation for a staff member; the ``escalation.view`` event commits first.
+
+        Failed views (unknown id, undecryptable row) are audited too, then raised.
+        """
+        actor = self._staff(staff_user)
+
+        def work(conn: Connection, append: Append) -> Escalation | EscalationError:
+            row = self._row(conn, escalation_id)
+            if row is None:
+                append(
+                    self._event(actor, AuditAction.ESCALATION_VIEW, "not-found", escalation_id=escalation_id)
+                )
+                return EscalationNotFound("no such escalation")
+            try:
+                escalation = self._open(row)
+            except EscalationUnreadable as exc:
+                append(
+                    self._event(
+                        actor,
+                        AuditAction.ESCALATION_VIEW,
+                        "failure",
+                        escalation_id=escalation_id,
+                        session_id=row.session_id,
+                        error=type(exc.__cause__ or exc).__name__,
+                    )
+                )
+                return exc
+            append(self._event(actor, AuditAction.ESCALATION_VIEW, "success", escalation))
+            return escalation
+
+        return self._write(work)
+
+    def claim(self, escalation_id: UUID, staff_user: str) -> EscalationSummary:
+        """Take ownership of an open escalation. Claiming one's own claim again is a no-op success;
+        another's claim, or a resolved escalation, is refused (and the refusal audited)."""
+        actor = self._staff(staff_user)
+
+        def work(conn: Connection, append: Append) -> EscalationSummary | EscalationError:
+            current = self._summary_or_none(conn, escalation_id)
+            refusal = _refuse_claim(current, actor.id)
+            if refusal is None and current is not None and current.status is EscalationStatus.OPEN:
+                now = _db_now(self._clock)
+                current = self._transition(
+                    conn,
+                    current,
+                    EscalationStatus.OPEN,
+                    status=EscalationStatus.CLAIMED,
+                    claimed_by=actor.id,
+                    claimed_at=now,
+                )
+            return self._audit_update(append, actor, escalation_id, current, refusal)
+
+        return self._write(work)
+
+    def resolve(self, escalation_id: UUID, staff_user: str, outcome: ResolutionOutcome) -> EscalationSummary:
+        """Close an escalation one holds the claim on, with an outcome code. Resolving twice, resolving an
+        unclaimed escalation or another's claim is refused (and the refusal audited)."""
+        actor = self._staff(staff_user)
+        try:
+            outcome = ResolutionOutcome(outcome)
+        except ValueError:
+            raise InvalidEscalation("outcome is not a resolution outcome code") from None
+
+        def work(conn: Connection, append: Append) -> EscalationSummary | EscalationError:
+            current = self._summary_or_none(conn, escalation_id)
+            refusal = _refuse_resolve(current, actor.id)
+            if refusal is None and current is not None:
+                current = self._transition(
+                    conn,
+                    current,
+                    EscalationStatus.CLAIMED,
+                    status=EscalationStatus.RESOLVED,
+                    resolved_by=actor.id,
+                    resolved_at=_db_now(self._clock),
+                    outcome=outcome,
+                )
+            return self._audit_update(append, actor, escalation_id, current, refusal)
+
+        return self._write(work)
+
+    # ------------------------------------------------------------------ retention
+
+    def purge_resolved(
+        self, now: datetime, retention_days: int = DEFAULT_RETENTION_DAYS
+    ) -> EscalationPurgeReport:
+        """Delete escalations resolved before ``now - retention_days``; open and claimed ones are kept.
+
+        Each batch of up to ``PURGE_BATCH`` rows is deleted in the same transaction as its
+        ``escalation.delete`` event (count, ids, cutoff). A run that deletes nothing is audited too, so
+        the trail shows retention being enforced.
+        """
+        if retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
+        cutoff = now - timedelta(days=retention_days)
+        t = escalations_table
+
+        def work(conn: Connection, append: Append) -> int:
+            ids = list(
+                conn.execute(
+                    select(t.c.id)
+                    .where(t.c.status == EscalationStatus.RESOLVED.value)
+                    .where(t.c.resolved_at < to_db_time(cutoff))
+                    .order_by(t.c.resolved_at, t.c.id)
+                    .limit(PURGE_BATCH)
+                ).scalars()
+            )
+            if ids:
+                conn.execute(delete(t).where(t.c.id.in_(ids)))
+            append(
+                AuditEvent(
+                    time=self._clock(),
+                    actor=self._service,
+                    purpose=AuditPurpose.ESCALATION,
+                    action=AuditAction.ESCALATION_DELETE,
+                    outcome="success",
+                    resource_ids=tuple(str(i) for i in ids),
+                    event_count=len(ids),
+                    range_end=cutoff,
+                )
+            )
+            return len(ids)
+
+        deleted = batches = 0
+        while True:
+            count = self._write(work)
+            deleted += count
+            batches += 1
+            if count < PURGE_BATCH:
+                break
+        if deleted and self._dialect == "sqlite":
+            self._sqlite_checkpoint()
+        return EscalationPurgeReport(cutoff, deleted, batches)
+
+    # ------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[Connection, Append]]:
+        """One transaction holding the audit head lock; ``append`` chains events into it.
+
+        This uses the trail's private ``_store.writing``/``_check_head``/``_append_locked``: the trail
+        has no public way yet to append inside a caller's transaction, and a copy of its chaining code
+        here could drift from it. Everything commits on a clean exit and rolls back on any exception.
+        """
+        trail = self._trail
+        keyring = trail._require_key()
+        with trail._store.writing() as (conn, current):
+            head = trail._check_head(keyring, current)
+
+            def append(event: AuditEvent) -> None:
+                nonlocal head
+                head = trail._append_locked(conn, keyring, head, event)
+
+            yield conn, append
+
+    def _write(self, work: Callable[[Connection, Append], _T | EscalationError]) -> _T:
+        """Run ``work`` in an audited transaction; raise a refusal only after its audit event committed."""
+        try:
+            with self._transaction() as (conn, append):
+                result = work(conn, append)
+        except EscalationError:
+            raise
+        except Exception as exc:
+            raise EscalationWriteError(
+                f"the escalation store or audit trail refused the write ({type(exc).__name__}); "
+                "nothing was changed"
+            ) from exc
+        if isinstance(result, EscalationError):
+            raise result
+        return result
+
+    def _row(self, conn: Connection, escalation_id: UUID) -> Row[Any] | None:
+        return conn.execute(select(escalations_table).where(escalations_table.c.id == escalation_id)).first()
+
+    def _summary_or_none(self, conn: Connection, escalation_id: UUID) -> EscalationSummary | None:
+        row = self._row(conn, escalation_id)
+        if row is None:
+            return None
+        try:
+            return EscalationSummary.model_validate(_summary_values(row))
+        except ValidationError:
+            raise EscalationUnreadable(
+                "a stored escalation is not valid (altered outside the store?)"
+            ) from None
+
+    def _transition(
+        self, conn: Connection, current: EscalationSummary, expected: EscalationStatus, **changes: Any
+    ) -> EscalationSummary:
+        """Apply a change only if the row is still in ``expected`` (belt and braces: the head lock already
+        serialises writers)."""
+        updated = EscalationSummary.model_validate({**current.model_dump(), **changes})
+        t = escalations_table
+        result = conn.execute(
+            update(t)
+            .where(t.c.id == current.id)
+            .where(t.c.status == expected.value)
+            .values(**{name: _db_value(changes[name]) for name in changes})
+        )
+        if result.rowcount != 1:
+            raise EscalationWriteError("the escalation changed during the update; nothing was changed")
+        return updated
+
+    def _audit_update(
+        self,
+        append: Append,
+        actor: Actor,
+        escalation_id: UUID,
+        current: EscalationSummary | None,
+        refusal: EscalationError | None,
+    ) -> EscalationSummary | EscalationError:
+        outcome: AuditOutcome
+        result: EscalationSummary | EscalationError
+        if current is None:
+            outcome, result = "not-found", EscalationNotFound("no such escalation")
+        elif refusal is not None:
+            outcome, result = "conflict", refusal
+        else:
+            outcome, result = "success", current
+        append(
+            self._event(
+                actor,
+                AuditAction.ESCALATION_UPDATE,
+                outcome,
+                current,
+                escalation_id=escalation_id,
+            )
+        )
+        return result
+
+    def _event(
+        self,
+        actor: Actor,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        subject: EscalationSummary | Escalation | None = None,
+        *,
+        escalation_id: UUID | None = None,
+        session_id: UUID | None = None,
+        error: str | None = None,
+    ) -> AuditEvent:
+        """The audit event for one escalation: its id (as the resource id) and its call's session id.
+
+        The escalation id links the create, views, updates and deletion; the session id links them to
+        the call's own events (including the Patient reads that verified the caller). Neither the
+        patient id nor the callback number is written to the trail.
+        """
+        target = subject.id if subject is not None else escalation_id
+        return AuditEvent(
+            time=self._clock(),
+            actor=actor,
+            purpose=AuditPurpose.ESCALATION,
+            action=action,
+            outcome=outcome,
+            resource_ids=(str(target),) if target is not None else (),
+            session_id=subject.session_id if subject is not None else session_id,
+            error=error,
+        )
+
+    def _staff(self, staff_user: str) -> Actor:
+        try:
+            return Actor(kind="staff", id=staff_user)
+        except ValidationError:
+            raise InvalidEscalation("staff_user is not a valid staff account id") from None
+
+    def _seal(self, escalation_id: UUID, session_id: UUID, phi: _Phi) -> Sealed:
+        plaintext = phi.model_dump_json(exclude_none=True).encode()
+        return self._keyring.seal(plaintext.ljust(_PHI_PAD, b" "), _aad(escalation_id, session_id))
+
+    def _open(self, row: Row[Any]) -> Escalation:
+        try:
+            plaintext = self._keyring.open(
+                Sealed(str(row.key_id), bytes(row.nonce), bytes(row.ciphertext)),
+                _aad(row.id, row.session_id),
+            )
+            phi = _Phi.model_validate(json.loads(plaintext))
+            return Escalation.model_validate({**_summary_values(row), **phi.model_dump()})
+        except DecryptionError as exc:
+            raise EscalationUnreadable("the escalation does not decrypt (key not in the keyring?)") from exc
+        except (ValidationError, ValueError) as exc:
+            raise EscalationUnreadable("the escalation is not valid (altered outside the store?)") from exc
+
+    def _sqlite_checkpoint(self) -> None:
+        """Fold the WAL into the database file and truncate it, so deleted rows' pages (zeroed by
+        ``secure_delete``) do not linger in the log. Best effort: a busy reader just delays it."""
+        raw = self._engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
+
+# ---------------------------------------------------------------------- transitions
+
+
+def _refuse_claim(current: EscalationSummary | None, staff: str) -> EscalationError | None:
+    if current is None or current.status is EscalationStatus.OPEN:
+        return None
+    if current.status is EscalationStatus.RESOLVED:
+        return EscalationConflict("the escalation is already resolved", current.status, current.claimed_by)
+    if current.claimed_by != staff:
+        return EscalationConflict(
+            "the escalation is claimed by another staff member", current.status, current.claimed_by
+        )
+    return None
+
+
+def _refuse_resolve(current: EscalationSummary | None, staff: str) -> EscalationError | None:
+    if current is None:
+        return None
+    if current.status is EscalationStatus.RESOLVED:
+        return EscalationConflict("the escalation is already resolved", current.status, current.claimed_by)
+    if current.status is EscalationStatus.OPEN:
+        return EscalationConflict("claim the escalation before resolving it", current.status, None)
+    if current.claimed_by != staff:
+        return EscalationConflict(
+            "the escalation is claimed by another staff member", current.status, current.claimed_by
+        )
+    return None
+
+
+# ---------------------------------------------------------------------- rows
+
+
+def _db_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return to_db_time(value)
+    if isinstance(value, (EscalationStatus, ResolutionOutcome, Urgency, EscalationCategory)):
+        return value.value
+    return value
+
+
+def _row_values(summary: EscalationSummary) -> dict[str, object]:
+    return {name: _db_value(getattr(summary, name)) for name in EscalationSummary.model_fields}
+
+
+def _summary_values(row: Row[Any]) -> dict[str, object]:
+    values = {name: getattr(row, name) for name in EscalationSummary.model_fields}
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = from_db_time(value)
+    return values
+
+
+def _sqlite_secure_delete(engine: Any) -> None:
+    """Deleted rows' bytes are overwritten with zeros instead of left in free pages: a purged escalation's
+    ciphertext must not stay readable (the key lives on for years, for the audit trail). Existing pooled
+    connections are dropped so every connection gets the pragma."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA secure_delete=ON")
+
+    engine.dispose()
+
+
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "PURGE_BATCH",
+    "EscalationConflict",
+    "EscalationError",
+    "EscalationNotFound",
+    "EscalationPurgeReport",
+    "EscalationStore",
+    "EscalationUnreadable",
+    "EscalationWriteError",
+    "InvalidEscalation",
+    "escalations_table",
+]

