@@ -146,8 +146,10 @@ class Result:
     intents_ok: int = 0
     slots_ok: int = 0
     slots_total: int = 0
+    extra_slots: int = 0  # set although the utterance's expected answer has no such slot (inventions)
     failures: int = 0
     misses: list[str] = field(default_factory=list)
+    extras: list[str] = field(default_factory=list)
 
 
 async def measure(name: str, understanding: LLMUnderstanding, rounds: int, load_s: float) -> Result:
@@ -172,6 +174,11 @@ async def measure(name: str, understanding: LLMUnderstanding, rounds: int, load_
             for slot, expected in item.slots.items():
                 result.slots_total += 1
                 result.slots_ok += getattr(answer.slots, slot) == expected
+            tolerated = set(item.slots) | {"date_to"} if "date_from" in item.slots else set(item.slots)
+            for slot, value in answer.slots.model_dump().items():
+                if value is not None and slot not in tolerated:
+                    result.extra_slots += 1
+                    result.extras.append(f"{item.utterance!r}: {slot}={value}")
     return result
 
 
@@ -202,7 +209,7 @@ async def run_endpoint(url: str, rounds: int) -> Result:
 def report(results: list[Result]) -> None:
     header = (
         f"{'model':<24} {'load s':>7} {'warm s':>7} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} "
-        f"{'intent':>8} {'slots':>8} {'failed':>6}"
+        f"{'intent':>8} {'slots':>8} {'extra':>6} {'failed':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -211,13 +218,17 @@ def report(results: list[Result]) -> None:
         print(
             f"{r.name:<24} {r.load_s:>7.2f} {r.warm_s:>7.2f} {percentile(r.latencies_ms, 0.5):>7.0f} "
             f"{percentile(r.latencies_ms, 0.95):>7.0f} {max(r.latencies_ms):>7.0f} "
-            f"{r.intents_ok / n:>8.0%} {r.slots_ok / max(1, r.slots_total):>8.0%} {r.failures:>6}"
+            f"{r.intents_ok / n:>8.0%} {r.slots_ok / max(1, r.slots_total):>8.0%} "
+            f"{r.extra_slots:>6} {r.failures:>6}"
         )
-    print(f"\n{len(CASES)} utterances per round; mean latency per model:")
+    print(f"\n{len(CASES)} utterances per round; 'extra': slots set that the utterance did not state.")
+    print("Mean latency per model:")
     for r in results:
         print(f"  {r.name}: {statistics.fmean(r.latencies_ms):.0f} ms")
         for miss in r.misses:
             print(f"    intent miss {miss}")
+        for extra in r.extras:
+            print(f"    extra slot {extra}")
 
 
 async def main_async(args: argparse.Namespace) -> None:

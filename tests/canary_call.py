@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,8 +24,11 @@ from loguru import logger
 
 from fhir_adapters import FhirInvalidResponse, NotThisPatientsAppointment, SlotUnavailable
 from tests.faults import FaultyTransport, matches, real_transport
+from voice_agent.channels.text import run_call
+from voice_agent.dialogue.factory import conversations
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.privacy import caller_speech_logger, configure_logging, harden_process, remember_name
-from voice_agent.runtime import runtime
+from voice_agent.runtime import Runtime, runtime
 from voice_agent.settings import Settings
 
 GIVEN, FAMILY = os.environ["CANARY_GIVEN"], os.environ["CANARY_FAMILY"]
@@ -87,11 +91,42 @@ async def call(settings: Settings) -> None:
             worker.start()
             worker.join()
 
+        # the text channel: the caller says the canary's name, birth date and number; the agent books and,
+        # when the caller asks for a person, hands off to staff with the canary's callback number
+        await text_channel_call(agent)
+
         # a second call that goes quiet and is logged off by the idle timeout
         idle = await agent.sessions.start(caller_number=PHONE)
         idle.heard.append(UTTERANCE)
         await asyncio.sleep(settings.session_idle_timeout_seconds * 3)
         assert idle.ended == "timeout", idle.ended
+
+
+async def text_channel_call(agent: Runtime) -> None:
+    turns = iter(
+        [
+            f"hi, this is {GIVEN} {FAMILY}, I'd like to book an appointment",
+            f"{GIVEN} {FAMILY}",
+            f"{BORN:%B} {BORN.day} {BORN.year}",
+            "first available",
+            "the second one",
+            "yes please",
+            "how many ibuprofen can I take with my medication",
+            "yes please",
+            PHONE,
+        ]
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        for turn in turns:
+            yield turn
+
+    spoken: list[str] = []
+    ended = await run_call(agent, conversations(agent), RulesUnderstanding(), lines(), spoken.append)
+    assert ended == "escalated", spoken
+    assert any(line.startswith("You're booked") for line in spoken), spoken
+    for line in spoken:
+        print(line, flush=True)  # what the caller heard goes to stdout, which the test scans too
 
 
 def _crash_in_thread() -> None:

@@ -45,7 +45,7 @@ def canary_forms(given: str, family: str, born: date, phone: str) -> list[bytes]
 @pytest.fixture
 def canary(sandbox: Sandbox) -> dict[str, str]:
     given, family = _letters(3), f"{_letters(3)}-{_letters(2)}"
-    born = date(1900 + secrets.randbelow(100), 1 + secrets.randbelow(12), 1 + secrets.randbelow(28))
+    born = date(1930 + secrets.randbelow(70), 1 + secrets.randbelow(12), 1 + secrets.randbelow(28))
     phone = f"+1-555-{secrets.randbelow(900) + 100}-{secrets.randbelow(9000) + 1000}"
     patient_id = f"canary-{secrets.token_hex(4)}"
     with sandbox.raw() as raw:
@@ -83,7 +83,7 @@ def test_canary_phi_never_reaches_disk_or_logs(
         "VOICE_AGENT_LOG_LEVEL": "DEBUG",
         "VOICE_AGENT_AUDIT_DATABASE_URL": f"sqlite:///{product / 'audit.db'}",
         "VOICE_AGENT_AUDIT_KEY_FILE": str(key_file),
-        "VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS": "0.4",
+        "VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS": "2",
         "TMPDIR": str(product / "tmp"),
         **{k: v for k, v in canary.items() if k.startswith("CANARY_")},
     }
@@ -133,8 +133,13 @@ def test_canary_phi_never_reaches_disk_or_logs(
     assert any(
         canary["id"] in e.get("resource_ids", []) for e in events if e.get("resource_type") == "Patient"
     )
-    assert sorted(e["end_reason"] for e in events if e["action"] == "session.end") == ["hangup", "timeout"]
+    assert sorted(e["end_reason"] for e in events if e["action"] == "session.end") == [
+        "escalated",
+        "hangup",
+        "timeout",
+    ]
     assert any(e["outcome"] == "not-found" for e in events)  # the refused cancel of an unknown appointment
+    assert "escalation.create" in actions and "dialogue.guardrail" in actions  # the text channel's hand-off
 
 
 def test_the_scan_would_catch_a_leak(tmp_path: Path) -> None:

@@ -16,6 +16,11 @@ from voice_agent.audit import generate_key_file
 from voice_agent.channels.text import run_call
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding import Understanding
+from voice_agent.dialogue.understanding.hybrid import (
+    build_understanding,
+    close_understanding,
+    warm_understanding,
+)
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.runtime import Runtime, runtime
 from voice_agent.session import EndReason
@@ -54,11 +59,26 @@ async def agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> A
 Converse = Callable[..., Any]
 
 
+@pytest.fixture(scope="session", params=["rules", "hybrid"])
+async def understanding(request: pytest.FixtureRequest, agent: Runtime) -> AsyncIterator[Understanding]:
+    """Every conversation runs with the rules alone and with the hybrid (the local model when the rules
+    are unsure). The hybrid needs llama-cpp-python and the model: ``voice-agent models install --runtime``."""
+    if request.param == "rules":
+        yield RulesUnderstanding()
+        return
+    hybrid = build_understanding("hybrid", agent.settings, RulesUnderstanding())
+    if isinstance(hybrid, RulesUnderstanding):
+        pytest.skip("hybrid: no local model or llama-cpp-python (voice-agent models install --runtime)")
+    await warm_understanding(hybrid)
+    yield hybrid
+    await close_understanding(hybrid)
+
+
 @pytest.fixture(scope="session")
-def converse(agent: Runtime) -> Converse:
-    async def _converse(
-        persona: Persona, *, caller_number: str | None = None, understanding: Understanding | None = None
-    ) -> Transcript:
+def converse(agent: Runtime, understanding: Understanding) -> Converse:
+    backend = understanding
+
+    async def _converse(persona: Persona, *, caller_number: str | None = None) -> Transcript:
         simulator = CallerSimulator(persona)
         transcript = Transcript()
         outbox: asyncio.Queue[str] = asyncio.Queue()
@@ -81,7 +101,7 @@ def converse(agent: Runtime) -> Converse:
         transcript.end = await run_call(
             agent,
             conversations(agent),
-            understanding or RulesUnderstanding(),
+            backend,
             lines(),
             emit,
             caller_number=caller_number,

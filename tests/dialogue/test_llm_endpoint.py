@@ -37,7 +37,7 @@ CONTEXT = UnderstandingContext(
     expecting=Expectation.TASK,
     practitioners=(DirectoryEntry("sched-patel", "Dr. Priya Patel"),),
 )
-UTTERANCE = "I want to see Dr. Patel, my name is Zebedee Quarrington"
+UTTERANCE = "I want to see Dr. Patel on Tuesday, my name is Zebedee Quarrington"
 GOOD = json.dumps({"intent": "book", "date_from": "2026-11-24", "practitioner": "Dr. Priya Patel"})
 
 # (status, content) for one request; content None means a JSON body without choices

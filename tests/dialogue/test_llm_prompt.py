@@ -27,6 +27,8 @@ from voice_agent.dialogue.understanding.llm_prompt import (
 )
 
 ZONE = ZoneInfo("America/New_York")
+#: An utterance that mentions every value the outputs below carry (grounding is tested on its own).
+SAID = "Ana Lopez, Dr. Priya Patel or Omar Haddad or Lee, follow up, tuesday 24th at 12, 555 0100 123, A"
 
 
 def slot_properties(schema: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +116,9 @@ def test_duplicate_display_names_get_distinct_labels() -> None:
     )
     assert slot_properties(output_schema(ctx))["practitioner"]["enum"] == ["Dr. Lee [a]", "Dr. Lee [b]"]
     assert (
-        parse_output('{"intent":"book","practitioner":"Dr. Lee [b]"}', ctx, confidence=0.7).slots.practitioner
+        parse_output(
+            '{"intent":"book","practitioner":"Dr. Lee [b]"}', ctx, confidence=0.7, utterance=SAID
+        ).slots.practitioner
         == "b"
     )
 
@@ -130,7 +134,7 @@ def test_valid_output_becomes_understood_from_llm() -> None:
             "visit_type": "follow-up",
         }
     )
-    understood = parse_output(raw, context(), confidence=0.75)
+    understood = parse_output(raw, context(), confidence=0.75, utterance=SAID)
     assert understood.intent is Intent.BOOK and understood.source == "llm" and understood.confidence == 0.75
     slots = understood.slots
     assert slots.date_from == slots.date_to == date(2026, 11, 24)
@@ -141,10 +145,14 @@ def test_valid_output_becomes_understood_from_llm() -> None:
         '{"intent":"provide_info","given_name":" Ana ","family_name":"Lopez"}',
         context(Expectation.FULL_NAME),
         confidence=0.7,
+        utterance=SAID,
     )
     assert (name.slots.given_name, name.slots.family_name) == ("Ana", "Lopez")
     phone = parse_output(
-        '{"intent":"provide_info","phone":"5550100123"}', context(Expectation.CALLBACK), confidence=0.7
+        '{"intent":"provide_info","phone":"5550100123"}',
+        context(Expectation.CALLBACK),
+        confidence=0.7,
+        utterance=SAID,
     )
     assert phone.slots.phone == "5550100123"
 
@@ -179,7 +187,9 @@ def test_intents_without_slots_close_the_object() -> None:
     )
     assert set(slotted["properties"]["intent"]["enum"]) == {intent.value for intent in SLOT_INTENTS}
     with pytest.raises(InvalidOutput, match="takes none"):
-        parse_output('{"intent":"emergency","date_from":"2026-11-23"}', context(), confidence=0.7)
+        parse_output(
+            '{"intent":"emergency","date_from":"2026-11-23"}', context(), confidence=0.7, utterance=SAID
+        )
     assert output_schema(context(Expectation.CONFIRM))["properties"]["intent"]["enum"] == [
         i.value for i in Intent
     ]
@@ -187,9 +197,16 @@ def test_intents_without_slots_close_the_object() -> None:
 
 def test_a_field_the_question_cannot_answer_is_invalid() -> None:
     with pytest.raises(InvalidOutput, match="cannot answer"):
-        parse_output('{"intent":"affirm","phone":"5550100"}', context(Expectation.CONFIRM), confidence=0.7)
+        parse_output(
+            '{"intent":"affirm","phone":"5550100"}',
+            context(Expectation.CONFIRM),
+            confidence=0.7,
+            utterance=SAID,
+        )
     with pytest.raises(InvalidOutput, match="cannot answer"):
-        parse_output('{"intent":"book","given_name":"Hi"}', context(Expectation.TASK), confidence=0.7)
+        parse_output(
+            '{"intent":"book","given_name":"Hi"}', context(Expectation.TASK), confidence=0.7, utterance=SAID
+        )
 
 
 @pytest.mark.parametrize(
@@ -198,22 +215,26 @@ def test_a_field_the_question_cannot_answer_is_invalid() -> None:
 )
 def test_practitioner_values_map_into_the_directory_or_to_none(value: str, expected: str | None) -> None:
     raw = json.dumps({"intent": "book", "practitioner": value})
-    assert parse_output(raw, context(), confidence=0.7).slots.practitioner == expected
+    assert parse_output(raw, context(), confidence=0.7, utterance=SAID).slots.practitioner == expected
 
 
 def test_unknown_visit_type_is_none_and_spelling_variants_resolve() -> None:
     assert (
-        parse_output('{"intent":"book","visit_type":"surgery"}', context(), confidence=0.7).slots.visit_type
+        parse_output(
+            '{"intent":"book","visit_type":"surgery"}', context(), confidence=0.7, utterance=SAID
+        ).slots.visit_type
         is None
     )
     assert (
-        parse_output('{"intent":"book","visit_type":"follow up"}', context(), confidence=0.7).slots.visit_type
+        parse_output(
+            '{"intent":"book","visit_type":"follow up"}', context(), confidence=0.7, utterance=SAID
+        ).slots.visit_type
         == "follow-up"
     )
 
 
 def test_unknown_intent_gets_low_confidence() -> None:
-    assert parse_output('{"intent":"unknown"}', context(), confidence=0.75).confidence == 0.3
+    assert parse_output('{"intent":"unknown"}', context(), confidence=0.75, utterance=SAID).confidence == 0.3
 
 
 B, S, F = Expectation.BIRTH_DATE, Expectation.CHOOSE_SLOT, Expectation.FULL_NAME
@@ -255,9 +276,37 @@ def test_invalid_output_is_refused_without_echoing_it(
 ) -> None:
     ctx = context(expecting, offered)
     if not why:
-        assert parse_output(raw, ctx, confidence=0.75).slots.given_name == "A" * 60
+        assert parse_output(raw, ctx, confidence=0.75, utterance="A" * 60).slots.given_name == "A" * 60
         return
     with pytest.raises(InvalidOutput, match=why) as caught:
-        parse_output(raw, ctx, confidence=0.75)
+        parse_output(raw, ctx, confidence=0.75, utterance=SAID)
     message = str(caught.value)
     assert "Ana" not in message and "1980" not in message and "moon" not in message and "123" not in message
+
+
+def test_slots_the_caller_did_not_mention_are_dropped() -> None:
+    """Small models fill fields with plausible inventions; only what the words support survives."""
+    raw = json.dumps(
+        {
+            "intent": "book",
+            "practitioner": "Dr. Priya Patel",
+            "visit_type": "new-patient",
+            "date_from": "2026-11-24",
+            "time_not_before": "09:15",
+        }
+    )
+    said = "I'd like to see Dr. Patel please"
+    slots = parse_output(raw, context(), confidence=0.7, utterance=said).slots
+    assert slots.practitioner == "sched-patel"
+    assert (slots.visit_type, slots.date_from, slots.time_not_before) == (None, None, None)
+    said = "as a new patient, next tuesday in the morning"
+    slots = parse_output(raw, context(), confidence=0.7, utterance=said).slots
+    assert (slots.practitioner, slots.visit_type) == (None, "new-patient")
+    assert slots.date_from == date(2026, 11, 24) and slots.time_not_before == time(9, 15)
+    name = '{"intent":"provide_info","given_name":"Maria","family_name":"Gonzalez","birth_date":"1980-05-10"}'
+    slots = parse_output(
+        name, context(Expectation.FULL_NAME), confidence=0.7, utterance="it's Maria Gonzalez"
+    ).slots
+    assert (slots.given_name, slots.family_name, slots.birth_date) == ("Maria", "Gonzalez", None)
+    slots = parse_output(name, context(Expectation.FULL_NAME), confidence=0.7, utterance="it's Mario").slots
+    assert (slots.given_name, slots.family_name) == (None, None)

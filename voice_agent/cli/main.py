@@ -9,13 +9,14 @@ from datetime import date
 import typer
 from pydantic import ValidationError
 
-from voice_agent.cli import audit, chat, dev
+from voice_agent.cli import audit, chat, dev, models
 from voice_agent.cli.common import bootstrap
 from voice_agent.health import describe_clinic
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted clinic voice agent.")
 app.add_typer(dev.app, name="dev")
 app.add_typer(audit.app, name="audit")
+app.add_typer(models.app, name="models")
 app.command()(chat.chat)
 
 

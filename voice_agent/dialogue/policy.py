@@ -736,6 +736,8 @@ class Conversation:
             return self._say(templates.TOO_MANY_MISUNDERSTANDINGS)
         if self.misunderstandings >= MAX_MISUNDERSTANDINGS + 2:
             return self._end(templates.CALLBACK_DECLINED_END, "goodbye")
+        if question.startswith("Sorry"):  # the re-ask already apologises
+            return self._say(question)
         return self._say(templates.DIDNT_CATCH.format(question=question))
 
     def _say(self, text: str) -> Reply:

@@ -197,9 +197,14 @@ class LlamaCppBackend:
             return "".join(pieces)
 
     async def aclose(self) -> None:
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            await asyncio.to_thread(llama.close)
+        """Free the model once any running completion has stopped (closing under it would crash)."""
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._run_lock, self._load_lock:
+            llama, self._llama = self._llama, None
+            if llama is not None:
+                llama.close()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,7 +368,7 @@ class LLMUnderstanding:
                 raw = await self.backend.complete(
                     messages, schema, temperature=temperature, max_tokens=self._max_tokens
                 )
-                understood = parse_output(raw, context, confidence=self._confidence)
+                understood = parse_output(raw, context, confidence=self._confidence, utterance=utterance)
             except InvalidOutput as error:
                 log.warning("LLM output invalid on attempt %d (%s)", attempt, error)
                 continue
