@@ -19,7 +19,9 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, delete, insert, select, update
 
-from tests.postgres import PostgresServer, postgres_server_fixture
+from tests.backends import Backend, Clock, new_keyring
+from tests.backends import backend as backend  # a fixture: used by parameter name
+from tests.postgres import postgres_server_fixture
 from voice_agent.audit import (
     Actor,
     AuditEvent,
@@ -37,42 +39,6 @@ SERVICE = Actor(kind="service", id="voice-agent")
 T0 = datetime(2020, 1, 6, 9, 0, tzinfo=UTC)
 
 
-@dataclass
-class Backend:
-    name: str
-    url: str
-    server: PostgresServer | None = None
-    sqlite_path: Path | None = None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        path = tmp_path / "audit.db"
-        return Backend("sqlite", f"sqlite:///{path}", sqlite_path=path)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return Backend("postgresql", server.create_database(), server=server)
-
-
-class Clock:
-    """A controllable ``recorded_at`` source."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def new_keyring(*ids: str) -> Keyring:
-    return Keyring.from_string(
-        ";".join(f"{key_id} {base64.b64encode(os.urandom(32)).decode()}" for key_id in ids)
-    )
-
-
 @pytest.fixture
 def keyring() -> Keyring:
     return new_keyring("ka")
@@ -80,7 +46,7 @@ def keyring() -> Keyring:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

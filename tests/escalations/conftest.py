@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.postgres import PostgresServer, postgres_server_fixture
+from tests.backends import Backend, Clock, new_keyring
+from tests.backends import backend as backend  # a fixture: used by parameter name
+from tests.postgres import postgres_server_fixture
 from voice_agent.audit import Keyring
 from voice_agent.escalations import EscalationStore
 
@@ -21,53 +19,9 @@ postgres_server = postgres_server_fixture()
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 
-@dataclass
-class Backend:
-    name: str
-    url: str
-    server: PostgresServer | None = None
-    sqlite_path: Path | None = None
-
-    def raw_bytes(self) -> bytes:
-        """Every byte the database keeps on disk (SQLite file, WAL and shm; PostgreSQL's data directory)."""
-        if self.sqlite_path is not None:
-            files = [p for p in self.sqlite_path.parent.iterdir() if p.name.startswith(self.sqlite_path.name)]
-        else:
-            assert self.server is not None
-            self.server.checkpoint()
-            files = [p for p in self.server.data_dir.rglob("*") if p.is_file()]
-        return b"".join(p.read_bytes() for p in files)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        path = tmp_path / "audit.db"
-        return Backend("sqlite", f"sqlite:///{path}", sqlite_path=path)
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return Backend("postgresql", server.create_database(), server=server)
-
-
-class Clock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def new_keyring(*ids: str) -> Keyring:
-    return Keyring.from_string(
-        ";".join(f"{key_id} {base64.b64encode(os.urandom(32)).decode()}" for key_id in ids)
-    )
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

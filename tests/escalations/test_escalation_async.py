@@ -28,7 +28,7 @@ from voice_agent.escalations import (
 from voice_agent.settings import Settings
 
 if TYPE_CHECKING:
-    from tests.escalations.conftest import Backend
+    from tests.backends import Backend
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from voice_agent.escalations import store as store_module
 from voice_agent.escalations.store import escalations_table
 
 if TYPE_CHECKING:
-    from tests.escalations.conftest import Backend, Clock
+    from tests.backends import Backend, Clock
 
 CANARY_PATIENT = "zqpatcanary9d41"
 CANARY_PHONE = "+19995550123"

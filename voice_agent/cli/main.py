@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from voice_agent.cli import audit, chat, dev, models
+from voice_agent.cli.chat import chat_call
 from voice_agent.cli.common import bootstrap
 from voice_agent.health import describe_clinic
 
@@ -34,18 +35,24 @@ def up(
     today: str | None = typer.Option(
         None, help="Date the synthetic clinic is generated around (YYYY-MM-DD)."
     ),
+    model: bool = typer.Option(True, help="Install the local dialogue model and its runtime first (once)."),
 ) -> None:
-    """Embedded defaults, one command: dev certificates, the local FHIR sandbox over mutual TLS seeded
-    with the synthetic clinic, then the agent. Ctrl-C stops everything."""
+    """Embedded defaults, one command: dev certificates, the local FHIR sandbox over mutual TLS seeded with
+    the synthetic clinic, the local dialogue model, then a call with the agent in this terminal."""
     settings = bootstrap()
     day = date.fromisoformat(today) if today else None
+    if model:
+        typer.echo(
+            "Installing the local dialogue model and its runtime (first time only; see voice-agent models)..."
+        )
+        models.install(runtime=True, server=False, model=None)
     process = dev.start_sandbox(settings, detach=False)
     try:
         dev.seed_sandbox(settings, seed=seed, today=day)
         if asyncio.run(describe_clinic(settings, typer.echo)) != 0:
             raise typer.Exit(1)
-        typer.echo("The agent is ready. Press Ctrl-C to stop.")
-        process.wait()
+        typer.echo("You are the caller: type what you would say, one line per turn (Ctrl-D hangs up).\n")
+        asyncio.run(chat_call(settings, caller_id=None, mode=settings.understanding))
     except KeyboardInterrupt:
         pass
     finally:
