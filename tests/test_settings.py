@@ -51,3 +51,19 @@ def test_settings_are_immutable_once_loaded() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.session_idle_timeout_seconds = 1  # type: ignore[misc]
+
+
+def test_the_deployment_template_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/voice-agent.env.example must load as it stands, so clinics start from something that works."""
+    from pathlib import Path
+
+    template = Path(__file__).resolve().parents[1] / "deploy" / "voice-agent.env.example"
+    values = dict(
+        line.split("=", 1) for line in template.read_text().splitlines() if line and not line.startswith("#")
+    )
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.fhir_base_url == values["VOICE_AGENT_FHIR_BASE_URL"]
+    assert settings.audit_url.startswith("postgresql+psycopg://")
+    assert settings.clinic_name == "Maple Street Clinic"
