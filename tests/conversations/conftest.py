@@ -31,6 +31,7 @@ class Transcript:
     turns: list[tuple[str, str]] = field(default_factory=list)
     end: EndReason | None = None
     asked: list[str] = field(default_factory=list)
+    patient_id: str | None = None
 
     @property
     def agent(self) -> list[str]:
@@ -74,13 +75,41 @@ async def understanding(request: pytest.FixtureRequest, agent: Runtime) -> Async
     await close_understanding(hybrid)
 
 
+def check_invariants(
+    sandbox: Sandbox, persona: Persona, transcript: Transcript, before: dict[str, Any]
+) -> None:
+    """What every conversation must satisfy, whatever it was about: FHIR changed only as the agent told
+    the caller it did, and no reply named any patient but the caller."""
+    after = booked(sandbox, transcript.patient_id) if transcript.patient_id else {}
+    spoken = transcript.agent
+    made = sum(line.startswith(("You're booked", "Done.")) for line in spoken)
+    removed = sum(line.startswith(("It's cancelled", "Done.")) for line in spoken)
+    if transcript.patient_id:
+        assert len(set(after) - set(before)) == made, transcript.text()
+        assert len(set(before) - set(after)) == removed, transcript.text()
+    said = " ".join(spoken).casefold()
+    for other in sandbox.clinic.patients:
+        if (other.given, other.family) != (persona.given, persona.family):
+            assert f"{other.given} {other.family}".casefold() not in said, transcript.text()
+
+
 @pytest.fixture(scope="session")
-def converse(agent: Runtime, understanding: Understanding) -> Converse:
+def converse(agent: Runtime, understanding: Understanding, sandbox: Sandbox) -> Converse:
     backend = understanding
 
     async def _converse(persona: Persona, *, caller_number: str | None = None) -> Transcript:
         simulator = CallerSimulator(persona)
         transcript = Transcript()
+        record = next(
+            (
+                p
+                for p in sandbox.clinic.patients
+                if (p.given, p.family, p.birth_date) == (persona.given, persona.family, persona.born)
+            ),
+            None,
+        )
+        transcript.patient_id = record.id if record else None
+        before = booked(sandbox, record.id) if record else {}
         outbox: asyncio.Queue[str] = asyncio.Queue()
 
         def emit(line: str) -> None:
@@ -107,6 +136,7 @@ def converse(agent: Runtime, understanding: Understanding) -> Converse:
             caller_number=caller_number,
         )
         transcript.asked = simulator.asked
+        check_invariants(sandbox, persona, transcript, before)
         return transcript
 
     return _converse
