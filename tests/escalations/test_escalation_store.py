@@ -320,9 +320,9 @@ def test_every_access_is_audited_with_its_actor_and_no_phi(
     assert [(e["action"], e["actor"], e["outcome"]) for e in events] == [
         ("escalation.create", {"kind": "service", "id": "voice-agent"}, "success"),
         ("escalation.view", {"kind": "staff", "id": "jdoe"}, "success"),
-        ("escalation.update", {"kind": "staff", "id": "jdoe"}, "success"),
-        ("escalation.update", {"kind": "staff", "id": "asmith"}, "conflict"),
-        ("escalation.update", {"kind": "staff", "id": "jdoe"}, "success"),
+        ("escalation.claim", {"kind": "staff", "id": "jdoe"}, "success"),
+        ("escalation.claim", {"kind": "staff", "id": "asmith"}, "conflict"),
+        ("escalation.resolve", {"kind": "staff", "id": "jdoe"}, "success"),
         ("escalation.view", {"kind": "staff", "id": "asmith"}, "not-found"),
     ]
     assert all(e["purpose"] == "escalation" for e in events)

@@ -349,7 +349,9 @@ class EscalationStore:
                     claimed_by=actor.id,
                     claimed_at=now,
                 )
-            return self._audit_update(append, actor, escalation_id, current, refusal)
+            return self._audit_update(
+                append, actor, AuditAction.ESCALATION_CLAIM, escalation_id, current, refusal
+            )
 
         return self._write(work)
 
@@ -375,7 +377,9 @@ class EscalationStore:
                     resolved_at=_db_now(self._clock),
                     outcome=outcome,
                 )
-            return self._audit_update(append, actor, escalation_id, current, refusal)
+            return self._audit_update(
+                append, actor, AuditAction.ESCALATION_RESOLVE, escalation_id, current, refusal
+            )
 
         return self._write(work)
 
@@ -504,6 +508,7 @@ class EscalationStore:
         self,
         append: Append,
         actor: Actor,
+        action: AuditAction,
         escalation_id: UUID,
         current: EscalationSummary | None,
         refusal: EscalationError | None,
@@ -519,7 +524,7 @@ class EscalationStore:
         append(
             self._event(
                 actor,
-                AuditAction.ESCALATION_UPDATE,
+                action,
                 outcome,
                 current,
                 escalation_id=escalation_id,
