@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine
 
 from tests.postgres import PostgresServer
 from voice_agent.audit import Keyring
@@ -41,6 +43,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return Backend("sqlite", f"sqlite:///{path}", sqlite_path=path)
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return Backend("postgresql", server.create_database(), server=server)
+
+
+@pytest.fixture
+def raw(backend: Backend) -> Iterator[Engine]:
+    """Direct database access, as someone with write access to the database (but not the key) would have."""
+    engine = create_engine(backend.url)
+    yield engine
+    engine.dispose()
 
 
 class Clock:

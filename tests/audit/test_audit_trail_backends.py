@@ -17,10 +17,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from tests.backends import Backend, Clock, new_keyring
-from tests.backends import backend as backend  # a fixture: used by parameter name
+from tests.backends import backend as backend  # fixtures: used by parameter name
+from tests.backends import raw as raw
 from tests.postgres import postgres_server_fixture
 from voice_agent.audit import (
     Actor,
@@ -53,14 +54,6 @@ def clock() -> Clock:
 def trail(backend: Backend, keyring: Keyring, clock: Clock) -> Iterator[AuditTrail]:
     with AuditTrail.open(backend.url, keyring, clock=clock) as opened:
         yield opened
-
-
-@pytest.fixture
-def raw(backend: Backend) -> Iterator[Engine]:
-    """Direct database access, as an attacker (or a careless admin) with write access would have."""
-    engine = create_engine(backend.url)
-    yield engine
-    engine.dispose()
 
 
 def event(n: int, **changes: Any) -> AuditEvent:

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, create_engine
 
 from tests.backends import Backend, Clock, new_keyring
-from tests.backends import backend as backend  # a fixture: used by parameter name
+from tests.backends import backend as backend  # fixtures: used by parameter name
+from tests.backends import raw as raw
 from tests.postgres import postgres_server_fixture
 from voice_agent.audit import Keyring
 from voice_agent.escalations import EscalationStore
@@ -39,11 +39,3 @@ def keyring() -> Keyring:
 def store(backend: Backend, keyring: Keyring, clock: Clock) -> Iterator[EscalationStore]:
     with EscalationStore.open(backend.url, keyring, clock=clock) as opened:
         yield opened
-
-
-@pytest.fixture
-def raw(backend: Backend) -> Iterator[Engine]:
-    """Direct database access, as someone with the database but not the key would have."""
-    engine = create_engine(backend.url)
-    yield engine
-    engine.dispose()
