@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import date
 
 import typer
-from pydantic import ValidationError
 
 from voice_agent.cli import audit, chat, dev, models
 from voice_agent.cli.chat import chat_call
@@ -61,8 +59,6 @@ def up(
 
 
 def main() -> None:  # pragma: no cover - console entry
-    try:
-        app()
-    except ValidationError as exc:
-        typer.echo(f"Invalid settings:\n{exc}", err=True)
-        sys.exit(2)
+    """Settings errors never reach here: every command loads them through ``load_settings``, which says
+    which variable is wrong and exits 2."""
+    app()

@@ -174,7 +174,6 @@ class Preferences:
 @dataclass
 class _Callback:
     category: Category
-    urgent: bool = False
     end_if_declined: bool = False
     resume: State = State.ANYTHING_ELSE
 
@@ -306,15 +305,13 @@ class Conversation:
         if task is None and u.slots.given_name and u.slots.family_name and self.session.patient is None:
             return await self._on_name(u)  # the caller led with their name
         if task is None:
-            if u.intent in (Intent.NOTHING_ELSE, Intent.DENY) and self.state is State.ANYTHING_ELSE:
-                return self._end(templates.GOODBYE.format(clinic=self.clinic_name), "goodbye")
             return self._misunderstood(templates.ASK_TASK)
         return await self._begin(task, u.slots)
 
     async def _on_anything_else(self, u: Understood) -> Reply:
         if u.intent in (Intent.NOTHING_ELSE, Intent.DENY):
             return self._end(templates.GOODBYE.format(clinic=self.clinic_name), "goodbye")
-        if u.intent is Intent.AFFIRM and _TASK_OF_INTENT.get(u.intent) is None:
+        if u.intent is Intent.AFFIRM:
             self.state = State.TASK
             return self._say(templates.ASK_TASK)
         return await self._on_task(u)
@@ -649,7 +646,8 @@ class Conversation:
 
     async def _escalate_and_end(self, number: str) -> Reply:
         assert self.callback is not None
-        await self._escalate(self.callback.category, urgent=self.callback.urgent, number=number)
+        # Urgent hand-offs (emergency, crisis) never wait for a callback offer; these are all routine.
+        await self._escalate(self.callback.category, urgent=False, number=number)
         return self._end(templates.CALLBACK_CONFIRMED, "escalated")
 
     async def _escalate(self, category: Category, *, urgent: bool, number: str | None = None) -> None:
