@@ -56,7 +56,7 @@ from .base import (
     VisitTypeEntry,
 )
 from .guardrails import GuardrailKind, screen_folded
-from .spoken import MAX_CHARS, When, find_phone, fold, parse_birth_date, parse_when, spoken_numbers
+from .spoken import MAX_CHARS, WEEKDAYS, When, find_phone, fold, parse_birth_date, parse_when, spoken_numbers
 
 __all__ = ["RulesUnderstanding"]
 
@@ -588,16 +588,7 @@ _OPTION_TIME: Final = re.compile(
 )
 _OPTION_TIME_PREP: Final = re.compile(r"(?:\bthe|\bat|\bfor) $")
 _NOT_OPTION: Final = re.compile(r"\bnot (?:the )?(?:\d\w*|last|middle|earlier|later)\b")
-_WEEKDAY_WORDS: Final = re.compile(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b")
-_WEEKDAY_NUMBERS: Final = {
-    "monday": 0,
-    "tuesday": 1,
-    "wednesday": 2,
-    "thursday": 3,
-    "friday": 4,
-    "saturday": 5,
-    "sunday": 6,
-}
+_WEEKDAY_WORDS: Final = re.compile(r"\b(" + "|".join(WEEKDAYS) + r")s?\b")
 _PART_OF_DAY: Final = re.compile(r"\b(morning|afternoon|evening)\b")
 
 
@@ -660,7 +651,7 @@ def _match_option(t: _Text, ctx: UnderstandingContext, practitioner: str | None)
                     if same_hour and s.minute == minute:
                         hits.add(i)
             candidates &= hits
-        weekdays = {_WEEKDAY_NUMBERS[w] for w in _WEEKDAY_WORDS.findall(num)}
+        weekdays = {WEEKDAYS.index(w) for w in _WEEKDAY_WORDS.findall(num)}
         if weekdays:
             attempted = True
             candidates &= {i for i, s in enumerate(starts) if s.weekday() in weekdays}

@@ -33,6 +33,7 @@ from typing import Final
 
 __all__ = [
     "MAX_CHARS",
+    "WEEKDAYS",
     "When",
     "find_phone",
     "fold",
@@ -388,7 +389,7 @@ def parse_birth_date(num_text: str, today: date) -> tuple[date | None, bool]:
 
 # Preferences --------------------------------------------------------------------------------------
 
-_WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAY_RE: Final = re.compile(
     r"\b(?:(?P<mod>this coming|this|next|coming|the following|following) )?"
     r"(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b"
@@ -608,7 +609,7 @@ def _parse_dates(text: str, today: date, *, ordinals_are_days: bool) -> tuple[da
         if weekday_week is not None:
             week_phrases = week_phrases[1:]
     for m in weekday_hits:
-        wd = _WEEKDAYS.index(m.group("wd"))
+        wd = WEEKDAYS.index(m.group("wd"))
         mod, suf = m.group("mod"), (m.group("suf") or "").strip()
         if mod == "next" or suf.endswith("next week") or suf == "after next":
             day = next_monday + timedelta(days=wd + (7 if suf == "after next" else 0))
