@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.conversations.conftest import booked
 from tests.conversations.simulator import CallerSimulator, Persona
 from voice_agent.audit import generate_key_file
 from voice_agent.channels.text import run_call
@@ -59,14 +60,6 @@ class Task:
     opening: str
     preference: str
     check: Callable[[dict[str, Any], dict[str, Any], Any], bool]
-
-
-def booked(sandbox: Sandbox, patient_id: str) -> dict[str, Any]:
-    with sandbox.raw() as raw:
-        bundle = raw.get(
-            "Appointment", params={"patient": f"Patient/{patient_id}", "status": "booked", "_count": 100}
-        ).json()
-    return {e["resource"]["id"]: e["resource"] for e in bundle.get("entry", [])}
 
 
 def one_more(before: dict[str, Any], after: dict[str, Any], zone: Any) -> bool:

@@ -91,6 +91,7 @@ def check_invariants(
     for other in sandbox.clinic.patients:
         if (other.given, other.family) != (persona.given, persona.family):
             assert f"{other.given} {other.family}".casefold() not in said, transcript.text()
+            assert other.family.casefold() not in said.split(), transcript.text()
 
 
 @pytest.fixture(scope="session")

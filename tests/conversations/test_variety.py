@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.conversations.conftest import Converse, booked
-from tests.conversations.test_tasks import assert_names_only_the_caller, persona
+from tests.conversations.test_tasks import persona
 
 # (pool index, opening, preference, check on the booked start in the clinic's zone)
 PHRASINGS = [
@@ -44,7 +44,6 @@ async def test_phrasings(
     (new,) = set(after) - set(before)
     start = datetime.fromisoformat(after[new]["start"]).astimezone(sandbox.settings.zone)
     assert callable(check) and check(start), transcript.text()
-    assert_names_only_the_caller(sandbox, transcript, caller)
 
 
 @pytest.mark.parametrize("date_style", ["long", "numeric", "ordinal", "keypad", "sentence"])
