@@ -13,6 +13,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fhir_adapters import PatientRef, SlotUnavailable
@@ -44,21 +45,24 @@ async def run(sandbox: Sandbox, rounds: int, race: int) -> None:
             (ref,) = await timed(
                 samples,
                 "verify identity",
-                lambda p=person: scheduling.find_patient(
-                    given=p.given, family=p.family, birth_date=p.birth_date
+                partial(
+                    scheduling.find_patient,
+                    given=person.given,
+                    family=person.family,
+                    birth_date=person.birth_date,
                 ),
             )
-            await timed(samples, "upcoming appointments", lambda r=ref: scheduling.upcoming_appointments(r))
+            await timed(samples, "upcoming appointments", partial(scheduling.upcoming_appointments, ref))
             first, second = await timed(
                 samples, "find 2 free slots", lambda: scheduling.find_free_slots(limit=2)
             )
-            booked = await timed(samples, "book", lambda r=ref, s=first: scheduling.book(r, s.slot_id))
+            booked = await timed(samples, "book", partial(scheduling.book, ref, first.slot_id))
             moved = await timed(
                 samples,
                 "reschedule",
-                lambda r=ref, b=booked, s=second: scheduling.reschedule(r, b.appointment_id, s.slot_id),
+                partial(scheduling.reschedule, ref, booked.appointment_id, second.slot_id),
             )
-            await timed(samples, "cancel", lambda r=ref, m=moved: scheduling.cancel(r, m.appointment_id))
+            await timed(samples, "cancel", partial(scheduling.cancel, ref, moved.appointment_id))
 
     race_ms = []
     for _ in range(5):

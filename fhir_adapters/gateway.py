@@ -67,6 +67,8 @@ class Purpose(StrEnum):
     CANCEL = "cancel"
     RESCHEDULE = "reschedule"
     HEALTH_CHECK = "health-check"
+    #: A front-desk user opened an escalation: the patient's name and birth date, read at view time.
+    STAFF_CONSOLE = "staff-console"
 
 
 Outcome = Literal["success", "denied", "not-found", "conflict", "failure"]
@@ -196,6 +198,22 @@ class FhirGateway:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+    async def ping(self) -> None:
+        """Readiness: the server answers its capability statement over the same mutual-TLS client, or a
+        ``FhirError`` says why not. It reads no patient data, so it is not audited (a probe every few
+        seconds would bury the trail); it retries nothing, so a probe fails fast."""
+        try:
+            response = await self._client.get("metadata", params=[("_summary", "true")])
+        except httpx.TransportError as exc:
+            raise classify(exc, resource_type="CapabilityStatement") from None
+        if not response.is_success:
+            raise _status_error(response.status_code, "CapabilityStatement")
+        if self._json(response, "CapabilityStatement").get("resourceType") != "CapabilityStatement":
+            raise FhirInvalidResponse(
+                "FHIR answered /metadata with something other than a CapabilityStatement.",
+                resource_type="CapabilityStatement",
+            )
 
     # ------------------------------------------------------------------ interactions
 

@@ -5,8 +5,8 @@ The dialogue speaks only from these; each field is something the caller may hear
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, time
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,16 @@ class PatientRef:
     @property
     def reference(self) -> str:
         return f"Patient/{self.id}"
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """What the front desk sees of the patient behind an escalation, read from FHIR when the escalation
+    is opened and never stored: the name (as the record gives it) and the birth date. ``repr`` hides
+    both, so a stray log line of one leaks nothing."""
+
+    name: str = field(repr=False)
+    birth_date: date | None = field(repr=False)
 
 
 @dataclass(frozen=True)

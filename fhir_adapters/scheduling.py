@@ -25,6 +25,7 @@ from .gateway import FhirGateway, Purpose
 from .models import (
     AppointmentInfo,
     ClinicDirectory,
+    PatientIdentity,
     PatientRef,
     PractitionerSchedule,
     SlotOffer,
@@ -185,6 +186,25 @@ class Scheduling:
                     matches.append(PatientRef(patient.id))
                     break
         return matches
+
+    async def patient_for_staff(self, patient: PatientRef) -> PatientIdentity:
+        """The name and birth date of an escalation's patient, for the front desk that calls them back:
+        one read of ``name`` and ``birthDate`` (purpose ``staff-console``), nothing else of the record.
+        Raises ``FhirNotFound`` when the record is gone."""
+        found = await self._gateway.read(
+            "Patient", patient.id, elements=("name", "birthDate"), purpose=Purpose.STAFF_CONSOLE
+        )
+        record = found.resource
+        names = record.name or []
+        name = next((n for n in names if n.use == "official"), names[0] if names else None)
+        if name is None:
+            shown = ""
+        elif name.text:
+            shown = name.text
+        else:
+            shown = " ".join([*(name.given or []), name.family or ""]).strip()
+        born = record.birthDate.date if record.birthDate is not None else None
+        return PatientIdentity(shown, born)
 
     async def phone_on_record(self, patient: PatientRef, phone: str) -> bool:
         """Whether the calling number is on the patient's record, asked of the server: the number on

@@ -66,7 +66,10 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+def key_line(key_id: str) -> str:
+    """One keyring line with a fresh random key, for tests that hand the same key to several keyrings."""
+    return f"{key_id} {base64.b64encode(os.urandom(32)).decode()}"
+
+
 def new_keyring(*ids: str) -> Keyring:
-    return Keyring.from_string(
-        ";".join(f"{key_id} {base64.b64encode(os.urandom(32)).decode()}" for key_id in ids)
-    )
+    return Keyring.from_string(";".join(key_line(key_id) for key_id in ids))

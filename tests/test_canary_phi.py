@@ -5,8 +5,6 @@ of its output, while the audit trail did record the accesses (by id, without the
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -14,60 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.canary import canary_forms, plant_canary
 from tests.conftest import Sandbox
 from voice_agent.audit import AuditTrail, Keyring, generate_key_file
 
 SCRIPT = Path(__file__).with_name("canary_call.py")
 
 
-def _letters(n: int) -> str:
-    return "".join(
-        secrets.choice("bcdfghjklmnpqrstvwxz") + secrets.choice("aeiou") for _ in range(n)
-    ).capitalize()
-
-
-def canary_forms(given: str, family: str, born: date, phone: str) -> list[bytes]:
-    """Every shape the canary might take on disk or in a log."""
-    digits = re.sub(r"\D", "", phone)
-    texts = [
-        given, family, f"{given} {family}",
-        born.isoformat(), born.strftime("%m/%d/%Y"), born.strftime("%B %d, %Y"), born.strftime("%Y%m%d"),
-        phone, digits, digits[-7:], f"{digits[-7:-4]}-{digits[-4:]}",
-    ]  # fmt: skip
-    forms = set()
-    for text in texts:
-        for variant in (text, text.lower(), text.upper()):
-            forms.add(variant.encode())
-            forms.add(variant.encode("utf-16-le"))
-    return sorted(forms)
-
-
 @pytest.fixture
 def canary(sandbox: Sandbox) -> dict[str, str]:
-    given, family = _letters(3), f"{_letters(3)}-{_letters(2)}"
-    born = date(1930 + secrets.randbelow(70), 1 + secrets.randbelow(12), 1 + secrets.randbelow(28))
-    phone = f"+1-555-{secrets.randbelow(900) + 100}-{secrets.randbelow(9000) + 1000}"
-    patient_id = f"canary-{secrets.token_hex(4)}"
-    with sandbox.raw() as raw:
-        response = raw.put(
-            f"Patient/{patient_id}",
-            json={
-                "resourceType": "Patient",
-                "id": patient_id,
-                "name": [{"family": family, "given": [given]}],
-                "birthDate": born.isoformat(),
-                "telecom": [{"system": "phone", "value": phone}],
-            },
-            headers={"Content-Type": "application/fhir+json"},
-        )
-        assert response.status_code in (200, 201)
-    return {
-        "CANARY_GIVEN": given,
-        "CANARY_FAMILY": family,
-        "CANARY_DOB": born.isoformat(),
-        "CANARY_PHONE": phone,
-        "id": patient_id,
-    }
+    return plant_canary(sandbox)
 
 
 def test_canary_phi_never_reaches_disk_or_logs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
@@ -20,8 +22,12 @@ class Recorder:
         self.records.append(access)
 
 
+#: The gateway, the transport that counts its requests, and the access records it wrote.
+Counted = tuple[FhirGateway, FaultyTransport, Recorder]
+
+
 @pytest.fixture
-async def counted(sandbox: Sandbox):
+async def counted(sandbox: Sandbox) -> AsyncIterator[Counted]:
     """A gateway whose every outgoing request is counted at the transport."""
     wire = FaultyTransport(real_transport(sandbox.settings))
     recorder = Recorder()
@@ -29,7 +35,9 @@ async def counted(sandbox: Sandbox):
         yield fhir, wire, recorder
 
 
-async def test_an_observation_read_is_refused_without_any_network_call(sandbox: Sandbox, counted) -> None:
+async def test_an_observation_read_is_refused_without_any_network_call(
+    sandbox: Sandbox, counted: Counted
+) -> None:
     fhir, wire, recorder = counted
     before = sandbox.log_position()
     with pytest.raises(FhirNotAllowed) as refused:
@@ -53,7 +61,9 @@ async def test_an_observation_read_is_refused_without_any_network_call(sandbox: 
         ("Observation", "create"),
     ],
 )
-async def test_interactions_outside_the_allowlist_are_refused(counted, resource_type: str, call: str) -> None:
+async def test_interactions_outside_the_allowlist_are_refused(
+    counted: Counted, resource_type: str, call: str
+) -> None:
     fhir, wire, recorder = counted
     with pytest.raises(FhirNotAllowed):
         if call == "search":
@@ -91,7 +101,7 @@ async def test_interactions_outside_the_allowlist_are_refused(counted, resource_
     assert all(r.outcome == "denied" for r in recorder.records)
 
 
-async def test_a_patient_search_must_name_one_person(counted) -> None:
+async def test_a_patient_search_must_name_one_person(counted: Counted) -> None:
     fhir, wire, _ = counted
     for criteria in ([], [("family", "Smith")], [("birthdate", "1980-01-01")], [("phone", "555")]):
         with pytest.raises(FhirNotAllowed):
@@ -102,7 +112,9 @@ async def test_a_patient_search_must_name_one_person(counted) -> None:
 
 
 @pytest.mark.parametrize("element", ["address", "telecom", "identifier", "contact", "text"])
-async def test_patient_elements_beyond_name_and_birth_date_cannot_be_asked_for(counted, element: str) -> None:
+async def test_patient_elements_beyond_name_and_birth_date_cannot_be_asked_for(
+    counted: Counted, element: str
+) -> None:
     fhir, wire, _ = counted
     with pytest.raises(FhirNotAllowed):
         await fhir.search(
@@ -112,14 +124,14 @@ async def test_patient_elements_beyond_name_and_birth_date_cannot_be_asked_for(c
 
 
 @pytest.mark.parametrize("bad_id", ["../Observation/1", "pat-001?_elements=address", "a/b", "", "x" * 65])
-async def test_ids_that_would_reshape_the_url_are_refused(counted, bad_id: str) -> None:
+async def test_ids_that_would_reshape_the_url_are_refused(counted: Counted, bad_id: str) -> None:
     fhir, wire, _ = counted
     with pytest.raises(FhirNotAllowed):
         await fhir.read("Patient", bad_id, elements=("name",), purpose=Purpose.VERIFY_IDENTITY)
     assert wire.requests == []
 
 
-async def test_patches_may_only_touch_allowed_elements(counted) -> None:
+async def test_patches_may_only_touch_allowed_elements(counted: Counted) -> None:
     fhir, wire, _ = counted
     with pytest.raises(FhirNotAllowed):
         await fhir.update(

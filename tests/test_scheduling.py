@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from fhir_adapters import (
 from tests.conftest import Sandbox
 from tests.faults import FaultyTransport, matches, real_transport
 from voice_agent import wiring
+from voice_agent.sandbox.clinic import SyntheticPatient
 
 
 def fhir_state(sandbox: Sandbox, path: str) -> dict[str, Any]:
@@ -77,7 +79,7 @@ async def test_hard_case_patients_are_found_by_name_and_birth_date(
 
 
 async def test_names_as_a_caller_would_say_them(sandbox: Sandbox, scheduling: Scheduling) -> None:
-    spoken = {
+    spoken: dict[str, Callable[[SyntheticPatient], tuple[str, str]]] = {
         "apostrophe": lambda p: (p.given, p.family.replace("'", " ")),  # "O Brien"
         "hyphenated": lambda p: (p.given.replace("-", " "), p.family.replace("-", " ")),
         "accented": lambda p: (

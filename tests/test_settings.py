@@ -50,7 +50,7 @@ def test_bad_values_fail_loudly(
 def test_settings_are_immutable_once_loaded() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
-        settings.session_idle_timeout_seconds = 1  # type: ignore[misc]
+        settings.session_idle_timeout_seconds = 1
 
 
 def test_the_deployment_template_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,3 +67,36 @@ def test_the_deployment_template_is_valid(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.fhir_base_url == values["VOICE_AGENT_FHIR_BASE_URL"]
     assert settings.audit_url.startswith("postgresql+psycopg://")
     assert settings.clinic_name == "Maple Street Clinic"
+
+
+def test_serving_calls_needs_tls_outside_the_development_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voice_agent.settings import ServeTlsMissing
+
+    assert Settings().serve_tls_pair is not None  # the sandbox: the dev server certificate
+    monkeypatch.setenv("VOICE_AGENT_FHIR_BASE_URL", "https://fhir.clinic.example/fhir")
+    with pytest.raises(ServeTlsMissing, match="SERVE_TLS_CERT"):
+        _ = Settings().serve_tls_pair
+    monkeypatch.setenv("VOICE_AGENT_SERVE_TLS_CERT", "/etc/voice-agent/serve.pem")
+    with pytest.raises(ValidationError, match="serve_tls_key"):
+        Settings()
+    monkeypatch.setenv("VOICE_AGENT_SERVE_TLS_KEY", "/etc/voice-agent/serve.key")
+    assert Settings().serve_tls_pair is not None
+
+
+def test_plain_http_for_calls_is_loopback_only_and_loud(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voice_agent.settings import InsecureSettingWarning
+
+    monkeypatch.setenv("VOICE_AGENT_SERVE_ALLOW_PLAIN_HTTP", "true")
+    with pytest.warns(InsecureSettingWarning, match="NOT encrypted"):
+        assert Settings().serve_tls_pair is None
+    monkeypatch.setenv("VOICE_AGENT_SERVE_HOST", "0.0.0.0")
+    with pytest.raises(ValidationError, match="loopback"):
+        Settings()
+
+
+def test_voice_defaults_follow_the_issue() -> None:
+    settings = Settings()
+    assert settings.silence_prompt_seconds > 0 and settings.silence_prompts_before_hangup >= 1
+    assert settings.stt_beam_size >= 1 and settings.stt_threads >= 1
+    assert settings.stt_model_path is None and settings.tts_voice_path is None  # the pinned PyPI models
+    assert settings.metrics_enabled and settings.max_concurrent_calls >= 8

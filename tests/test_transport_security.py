@@ -64,7 +64,9 @@ async def test_a_server_not_signed_by_the_pinned_ca_is_refused(sandbox: Sandbox,
     assert "CERTIFICATE" not in str(refused.value).upper() or "authenticate" in str(refused.value)
 
 
-async def test_the_system_trust_store_does_not_stand_in_for_the_pin(sandbox: Sandbox, monkeypatch) -> None:
+async def test_the_system_trust_store_does_not_stand_in_for_the_pin(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # This machine sets REQUESTS_CA_BUNDLE; make the environment as hostile as it can be.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")

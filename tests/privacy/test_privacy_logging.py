@@ -38,7 +38,7 @@ def emit(path: str, message: str) -> None:
     if path == "stdlib":
         logging.getLogger("voice_agent.test").debug("%s", message)
     elif path == "uvicorn":
-        logging.getLogger("uvicorn.error").debug(message)
+        logging.getLogger("uvicorn.error").info(message)  # DEBUG there is quieted: WebSocket frames
     else:
         logger.debug(message)
 

@@ -64,13 +64,22 @@ def test_each_phi_shape_is_redacted(kind: str, text: str, phi: str) -> None:
     assert f"[redacted:{kind}]" in out
 
 
+def test_ip_addresses_are_redacted_loopback_kept() -> None:
+    """A caller's address (browser SDP and ICE candidates, a client in a server line) is an identifier."""
+    redactor = Redactor()
+    line = "candidate:1 1 udp 2122260223 192.168.1.23 54321 typ host; peer 203.0.113.9:443; local 127.0.0.1"
+    out = redactor.redact(line)
+    assert "192.168.1.23" not in out and "203.0.113.9" not in out and "127.0.0.1" in out
+    assert out.count("[redacted:ip]") == 2
+
+
 TECHNICAL = [
     "session 123e4567-e89b-12d3-a456-426614174000 started",
     "booked Slot/slot-okafor-20261124-0900 for Patient/pat-001",
     "slot-okafor-20261124-0900 appt-007 sched-okafor prac-okafor",
     '127.0.0.1:51234 - "PUT /fhir/Appointment/appt-007 HTTP/1.1" 412',
     "status 412 Precondition Failed in 12.5 ms",
-    "pipecat 0.0.66, tls1.3, port 8443, 10.0.0.12:8443",
+    "pipecat 0.0.66, tls1.3, port 8443, 127.0.0.1:8443, 0.0.0.0:8080",
     "took 1234 ms, retry 2 of 3, 3/10 slots, 0:00:12.345 uptime",
     "took 1234567 ns, 1048576 bytes, ratio 0.0123456",
     "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

@@ -16,14 +16,19 @@ from voice_agent.settings import Settings
 from .crypto import DecryptionError, Keyring, KeyringError, generate_key_file
 from .events import (
     FHIR_RESOURCE_TYPES,
+    STAFF_USER_PATTERN,
     Actor,
     AuditAction,
     AuditEvent,
     AuditOutcome,
     AuditPurpose,
+    CallMetrics,
     EndReason,
+    StaffChange,
+    StaffRole,
+    StaffUserId,
 )
-from .recorder import AuditRecorder, AuditWriteError, current_session_id
+from .recorder import AuditRecorder, AuditWriteError, current_session_id, current_staff_user
 from .trail import (
     AuditIntegrityError,
     AuditKeyRequired,
@@ -72,6 +77,7 @@ def open_trail(
 
 __all__ = [
     "FHIR_RESOURCE_TYPES",
+    "STAFF_USER_PATTERN",
     "Actor",
     "AuditAction",
     "AuditEvent",
@@ -82,14 +88,19 @@ __all__ = [
     "AuditRecorder",
     "AuditTrail",
     "AuditWriteError",
+    "CallMetrics",
     "DecryptionError",
     "EndReason",
     "Keyring",
     "KeyringError",
     "Problem",
     "PurgeReport",
+    "StaffChange",
+    "StaffRole",
+    "StaffUserId",
     "VerifyReport",
     "current_session_id",
+    "current_staff_user",
     "generate_key_file",
     "load_keyring",
     "open_trail",

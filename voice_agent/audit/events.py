@@ -54,6 +54,9 @@ MAX_COUNT = 999_999_999
 MAX_DURATION_SECONDS = 7 * 24 * 3600.0
 
 ACTOR_ID_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
+#: A staff account name: fits both the actor grammar and the resource-id grammar, so an account can be
+#: the actor of one event and the subject (``resource_ids``) of another (an administrator's change).
+STAFF_USER_PATTERN = r"^[a-z][a-z0-9.-]{1,31}$"
 FHIR_ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
 RESOURCE_TYPE_PATTERN = r"^[A-Z][A-Za-z]{0,63}$"
 ERROR_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
@@ -98,12 +101,37 @@ class AuditAction(StrEnum):
     AUDIT_EXPORT = "audit.export"
     AUDIT_PURGE = "audit.purge"
     DIALOGUE_GUARDRAIL = "dialogue.guardrail"
+    #: A call put through to the front desk (SIP REFER): outcome success or failure, no address.
+    CALL_TRANSFER = "call.transfer"
+    #: Staff console: accounts created and changed (``staff_role`` / ``staff_change`` say how), and the
+    #: audit trail read on screen or verified by a compliance officer.
+    STAFF_USER_CREATE = "staff.user.create"
+    STAFF_USER_UPDATE = "staff.user.update"
+    AUDIT_VIEW = "audit.view"
 
 
 AuditOutcome = Literal["success", "denied", "not-found", "conflict", "failure", "timed-out", "interrupted"]
-EndReason = Literal["hangup", "goodbye", "timeout", "escalated", "shutdown", "error"]
+#: ``interrupted``: the worker running the call died (killed, crashed, lost its host) before it could end
+#: it; a surviving worker writes that ``session.end`` once the dead worker's heartbeat has lapsed.
+EndReason = Literal[
+    "hangup", "goodbye", "timeout", "escalated", "transferred", "shutdown", "error", "interrupted"
+]
 #: Which model-independent guardrail fired (never what the caller said).
 GuardrailKind = Literal["emergency", "crisis", "medical_advice", "other_person", "change_rules"]
+#: Console roles: front desk (escalations), compliance officer (audit trail), administrator (accounts).
+StaffRole = Literal["front-desk", "compliance", "admin"]
+#: What changed on a staff account (never the value: no password, secret or code).
+StaffChange = Literal[
+    "password",
+    "role",
+    "totp-enrolled",
+    "totp-reset",
+    "recovery-code-used",
+    "locked",
+    "unlock",
+    "disable",
+    "enable",
+]
 
 
 #: Shapes that fit the id grammars but are a phone number or a date (of birth) written down. Servers
@@ -147,6 +175,8 @@ def _utc(value: datetime) -> datetime:
 
 
 ActorId = Annotated[str, Field(pattern=ACTOR_ID_PATTERN), AfterValidator(_account_id)]
+WorkerId = Annotated[str, Field(pattern=ACTOR_ID_PATTERN), AfterValidator(_account_id)]
+StaffUserId = Annotated[str, Field(pattern=STAFF_USER_PATTERN), AfterValidator(_account_id)]
 FhirId = Annotated[str, Field(pattern=FHIR_ID_PATTERN), AfterValidator(_not_phone_or_date)]
 ResourceType = Annotated[str, Field(pattern=RESOURCE_TYPE_PATTERN), AfterValidator(_known_resource_type)]
 ErrorName = Annotated[str, Field(pattern=ERROR_NAME_PATTERN)]
@@ -168,6 +198,27 @@ class Actor(BaseModel):
 _PURGE_FIELDS = ("purged_through_seq", "purged_count", "anchor_hash")
 
 
+Millis = Annotated[float, Field(ge=0, le=3_600_000.0, strict=True)]
+
+
+class CallMetrics(BaseModel):
+    """A voice call's latency summary on its ``session.end`` event: counts and milliseconds, no content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ingress: Literal["webrtc", "telephony", "sip"]
+    turns: Count
+    #: End of the caller's speech to the first byte of the agent's audio.
+    voice_to_voice_p50_ms: Millis | None = None
+    voice_to_voice_max_ms: Millis | None = None
+    #: Each stage's time to first byte (median over the call's turns).
+    turn_detection_p50_ms: Millis | None = None
+    stt_p50_ms: Millis | None = None
+    dialogue_p50_ms: Millis | None = None
+    tts_p50_ms: Millis | None = None
+    barge_ins: Count = 0
+
+
 class AuditEvent(BaseModel):
     """One audited action: when, who, why, what, on which resources, and how it ended. No content."""
 
@@ -181,6 +232,8 @@ class AuditEvent(BaseModel):
     resource_type: ResourceType | None = None
     resource_ids: Annotated[tuple[FhirId, ...], Field(max_length=MAX_RESOURCE_IDS)] = ()
     session_id: UUID | None = None
+    #: The worker process that ran the session (``Settings.worker_id``), on session events.
+    worker: WorkerId | None = None
     # --- typed details, each optional ---
     http_status: Annotated[int, Field(ge=100, le=599, strict=True)] | None = None
     #: The exception's class name (``type(exc).__name__``), never its message.
@@ -192,6 +245,9 @@ class AuditEvent(BaseModel):
     guardrail: GuardrailKind | None = None
     #: Stated on ``session.end``: the session's state was wiped, nothing of the call was kept.
     phi_retained: Literal["none"] | None = None
+    call_metrics: CallMetrics | None = None
+    staff_role: StaffRole | None = None
+    staff_change: StaffChange | None = None
     # --- audit maintenance ---
     purged_through_seq: Count | None = None
     purged_count: Count | None = None
@@ -207,6 +263,8 @@ class AuditEvent(BaseModel):
                 raise ValueError("an audit.purge event states purged_through_seq, purged_count, anchor_hash")
         elif any(getattr(self, name) is not None for name in _PURGE_FIELDS):
             raise ValueError("purge details belong to audit.purge events only")
+        if self.call_metrics is not None and self.action is not AuditAction.SESSION_END:
+            raise ValueError("call metrics belong to session.end events only")
         return self
 
     @classmethod

@@ -25,14 +25,19 @@ from .events import (
     AuditAction,
     AuditEvent,
     AuditPurpose,
+    CallMetrics,
     EndReason,
     GuardrailKind,
     is_recordable_id,
 )
 from .trail import AuditTrail
+from .workers import WorkerLedger
 
 #: The call session the current task works for; set it when a call starts (tasks inherit it).
 current_session_id: ContextVar[UUID | None] = ContextVar("voice_agent_audit_session_id", default=None)
+#: The staff user a console request works for: FHIR reads made for them are audited with them as the
+#: actor (the agent's certificate makes the request; the trail says who asked).
+current_staff_user: ContextVar[str | None] = ContextVar("voice_agent_audit_staff_user", default=None)
 
 _ERROR_NAME = re.compile(ERROR_NAME_PATTERN)
 
@@ -44,37 +49,76 @@ class AuditWriteError(Exception):
 class AuditRecorder:
     """Writes audit events for the agent's service identity; implements ``AccessRecorder``."""
 
-    def __init__(self, trail: AuditTrail, service_identity: str) -> None:
+    def __init__(
+        self, trail: AuditTrail, service_identity: str, *, ledger: WorkerLedger | None = None
+    ) -> None:
         self._trail = trail
         self._actor = Actor(kind="service", id=service_identity)
+        #: With several workers on one trail: session events name the worker, and each open session has
+        #: a row beside the trail, committed with its event, so a dead worker's calls can be closed.
+        self._ledger = ledger
+
+    @property
+    def actor(self) -> Actor:
+        return self._actor
 
     async def record(self, access: AccessRecord) -> None:
         """Audit one FHIR gateway call (success, failure, or refusal before the network)."""
         await self.write(self._access_event(access))
 
     async def session_started(self, session_id: UUID) -> None:
-        await self.write(
+        await self._session_event(
             self._event(
                 action=AuditAction.SESSION_START,
                 purpose=AuditPurpose.CALL_SESSION,
                 outcome="success",
                 session_id=session_id,
-            )
+                worker=self._ledger.worker_id if self._ledger else None,
+            ),
+            opened=True,
         )
 
-    async def session_ended(self, session_id: UUID, reason: EndReason, duration_seconds: float) -> None:
-        """Record the end of a call and that its state was wiped (``phi_retained="none"``)."""
-        await self.write(
+    async def session_ended(
+        self,
+        session_id: UUID,
+        reason: EndReason,
+        duration_seconds: float,
+        metrics: CallMetrics | None = None,
+    ) -> None:
+        """Record the end of a call, that its state was wiped (``phi_retained="none"``), and for a voice
+        call its latency summary (numbers only)."""
+        await self._session_event(
             self._event(
                 action=AuditAction.SESSION_END,
                 purpose=AuditPurpose.CALL_SESSION,
                 outcome="success",
                 session_id=session_id,
+                worker=self._ledger.worker_id if self._ledger else None,
                 end_reason=reason,
                 duration_seconds=max(0.0, duration_seconds),
                 phi_retained="none",
-            )
+                call_metrics=metrics,
+            ),
+            opened=False,
         )
+
+    async def _session_event(self, event: AuditEvent, *, opened: bool) -> None:
+        ledger = self._ledger
+        if ledger is None:
+            await self.write(event)
+            return
+        session_id = event.session_id
+        assert session_id is not None
+
+        def write() -> None:
+            with self._trail.transaction() as (conn, append):
+                append(event)
+                (ledger.opened if opened else ledger.closed)(conn, session_id)
+
+        try:
+            await asyncio.to_thread(write)
+        except Exception as exc:
+            raise AuditWriteError(f"the audit trail refused an event ({type(exc).__name__})") from exc
 
     async def guardrail(self, kind: GuardrailKind) -> None:
         """A guardrail fired in this call (emergency words, a request for advice or for someone else's
@@ -89,6 +133,17 @@ class AuditRecorder:
             )
         )
 
+    async def transfer(self, *, succeeded: bool) -> None:
+        """The call was (or could not be) put through to the front desk; never the address it went to."""
+        await self.write(
+            self._event(
+                action=AuditAction.CALL_TRANSFER,
+                purpose=AuditPurpose.ESCALATION,
+                outcome="success" if succeeded else "failure",
+                session_id=current_session_id.get(),
+            )
+        )
+
     async def write(self, event: AuditEvent) -> int:
         """Append off the event loop; any failure is re-raised as ``AuditWriteError`` (fail closed)."""
         try:
@@ -99,8 +154,10 @@ class AuditRecorder:
     # ------------------------------------------------------------------ mapping
 
     def _event(self, **fields: object) -> AuditEvent:
+        staff = current_staff_user.get()
+        actor = self._actor if staff is None else {"kind": "staff", "id": staff}
         try:
-            return AuditEvent.model_validate({"time": datetime.now(UTC), "actor": self._actor, **fields})
+            return AuditEvent.model_validate({"time": datetime.now(UTC), "actor": actor, **fields})
         except ValidationError:
             # pydantic's message quotes the offending input, which may be caller data: drop it.
             raise AuditWriteError("an action could not be expressed as an audit event") from None

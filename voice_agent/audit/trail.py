@@ -9,12 +9,15 @@ the head and anchor HMAC, and that the purge anchor matches the purge event that
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import ValidationError
+from sqlalchemy import Connection, Engine
 
 from .crypto import DecryptionError, Keyring, Sealed
 from .events import Actor, AuditAction, AuditEvent, AuditPurpose
@@ -87,6 +90,31 @@ class Problem:
         return f"{where}: {self.kind}: {self.detail}"
 
 
+@dataclass
+class SessionTally:
+    """What the trail says of calls: how each ended, and which have no end yet. Session ids are random
+    UUIDs; nothing here is about a caller."""
+
+    started: int = 0
+    ended: dict[str, int] = field(default_factory=dict)
+    #: Closed by a surviving worker after theirs died (``end_reason="interrupted"``), with that worker.
+    interrupted: dict[UUID, str | None] = field(default_factory=dict)
+    #: Started, never ended: in progress, or interrupted and not yet closed (``WorkerLedger`` tells).
+    unended: dict[UUID, str | None] = field(default_factory=dict)
+
+    def add(self, event: AuditEvent) -> None:
+        if event.session_id is None:
+            return
+        if event.action is AuditAction.SESSION_START:
+            self.started += 1
+            self.unended[event.session_id] = event.worker
+        elif event.action is AuditAction.SESSION_END and event.end_reason is not None:
+            self.ended[event.end_reason] = self.ended.get(event.end_reason, 0) + 1
+            self.unended.pop(event.session_id, None)
+            if event.end_reason == "interrupted":
+                self.interrupted[event.session_id] = event.worker
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     checked: int
@@ -97,6 +125,8 @@ class VerifyReport:
     last_seq: int | None
     problems: tuple[Problem, ...]
     notes: tuple[str, ...] = ()
+    #: Only with the keys (the events must be decrypted).
+    sessions: SessionTally | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,6 +198,16 @@ class AuditTrail:
     def keyed(self) -> bool:
         return self._keyring is not None
 
+    @property
+    def engine(self) -> Engine:
+        """The trail's database engine, for stores that keep their tables beside the trail (escalations,
+        staff accounts) and write them with ``transaction``."""
+        return self._store.engine
+
+    @property
+    def dialect(self) -> str:
+        return self._store.dialect
+
     def close(self) -> None:
         self._store.dispose()
 
@@ -190,6 +230,22 @@ class AuditTrail:
         with self._store.writing() as (conn, current):
             head = self._check_head(keyring, current)
             return self._append_locked(conn, keyring, head, event).seq
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[Connection, Callable[[AuditEvent], None]]]:
+        """One write transaction holding the head lock, for a store whose rows must commit together with
+        their audit events: ``append`` chains events into it. Everything commits on a clean exit and
+        rolls back on any exception, so a change and the event that records it land together or not at
+        all. Blocks while another writer holds the lock (call it off the event loop)."""
+        keyring = self._require_key()
+        with self._store.writing() as (conn, current):
+            head = self._check_head(keyring, current)
+
+            def append(event: AuditEvent) -> None:
+                nonlocal head
+                head = self._append_locked(conn, keyring, head, event)
+
+            yield conn, append
 
     def _check_head(self, keyring: Keyring, head: HeadRecord | None) -> HeadRecord:
         """Never extend a trail whose head was forged: re-MACing it would launder a truncation."""
@@ -321,6 +377,7 @@ class AuditTrail:
         last_ok = True
         suspects: list[StoredRecord] = []
         last_purge: AuditEvent | None = None
+        sessions = SessionTally() if keyring is not None else None
         with self._store.reading() as conn:
             head = self._store.read_head(conn)
             if head is None:
@@ -381,6 +438,8 @@ class AuditTrail:
                     else:
                         if event.action is AuditAction.AUDIT_PURGE:
                             last_purge = event
+                        if sessions is not None:
+                            sessions.add(event)
                 last, last_ok = record, content_ok
                 expected_seq, expected_prev = seq + 1, record.hash
 
@@ -428,6 +487,7 @@ class AuditTrail:
             last_seq=last.seq if last else None,
             problems=tuple(problems),
             notes=tuple(notes),
+            sessions=sessions,
         )
 
     def _original_seq(

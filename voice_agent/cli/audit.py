@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -15,15 +14,14 @@ import typer
 
 from voice_agent.audit import (
     Actor,
-    AuditAction,
-    AuditEvent,
     AuditIntegrityError,
-    AuditPurpose,
     AuditTrail,
     KeyringError,
     generate_key_file,
     open_trail,
 )
+from voice_agent.audit.export import export_events, parse_moment
+from voice_agent.audit.workers import WorkerLedger, session_lines
 from voice_agent.cli.common import load_settings
 from voice_agent.settings import Settings
 
@@ -51,15 +49,10 @@ def _service(settings: Settings) -> Actor:
 
 
 def _moment(value: str, *, end: bool) -> datetime:
-    """An ISO date (a whole UTC day; ``--until`` includes it) or an ISO datetime (naive means UTC)."""
     try:
-        if len(value) == 10:
-            day = datetime.combine(date.fromisoformat(value), time(), UTC)
-            return day + timedelta(days=1) if end else day
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO date (2026-01-31) or datetime") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse_moment(value, end=end)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()
@@ -75,7 +68,13 @@ def verify(
     settings = load_settings()
     with _trail(settings, with_key=not chain_only) as trail:
         report = trail.verify()
-    for line in report.lines():
+        calls: list[str] = []
+        if report.sessions is not None:
+            ledger = WorkerLedger(
+                trail, settings.worker_id, heartbeat_seconds=settings.worker_heartbeat_seconds
+            )
+            calls = session_lines(report.sessions, ledger.open_sessions())
+    for line in report.lines() + calls:
         typer.echo(line)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -95,31 +94,14 @@ def export(
     start, stop = _moment(since, end=False), _moment(until, end=True)
     if stop <= start:
         raise typer.BadParameter("--until must be after --since")
-    with _trail(settings) as trail:
-        count = 0
-        outcome = "failure"
-        try:
-            with _output(out) as stream:
-                for item in trail.export(start, stop):
-                    stream.write(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n")
-                    count += 1
-            outcome = "success"
-        except AuditIntegrityError as exc:
-            typer.echo(f"Export stopped: {exc}", err=True)
-        finally:
-            trail.append(
-                AuditEvent.now(
-                    actor=_service(settings),
-                    purpose=AuditPurpose.AUDIT_REVIEW,
-                    action=AuditAction.AUDIT_EXPORT,
-                    outcome=outcome,
-                    range_start=start,
-                    range_end=stop,
-                    event_count=count,
-                )
-            )
-    typer.echo(f"Exported {count} events recorded in [{start.isoformat()}, {stop.isoformat()}).", err=True)
-    raise typer.Exit(0 if outcome == "success" else 1)
+    with _trail(settings) as trail, _output(out) as stream:
+        result = export_events(trail, start, stop, _service(settings), stream.write)
+    if result.problem is not None:
+        typer.echo(f"Export stopped: {result.problem}", err=True)
+    typer.echo(
+        f"Exported {result.count} events recorded in [{start.isoformat()}, {stop.isoformat()}).", err=True
+    )
+    raise typer.Exit(0 if result.ok else 1)
 
 
 @contextmanager

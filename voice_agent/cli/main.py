@@ -7,7 +7,7 @@ from datetime import date
 
 import typer
 
-from voice_agent.cli import audit, chat, dev, models
+from voice_agent.cli import audit, chat, dev, inventory, models, serve, staff
 from voice_agent.cli.chat import chat_call
 from voice_agent.cli.common import bootstrap
 from voice_agent.health import describe_clinic
@@ -16,7 +16,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted 
 app.add_typer(dev.app, name="dev")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
+app.add_typer(staff.app, name="staff")
 app.command()(chat.chat)
+app.command()(serve.serve)
+app.command()(inventory.inventory)
 
 
 @app.command()
@@ -34,9 +37,11 @@ def up(
         None, help="Date the synthetic clinic is generated around (YYYY-MM-DD)."
     ),
     model: bool = typer.Option(True, help="Install the local dialogue model and its runtime first (once)."),
+    text: bool = typer.Option(False, "--text", help="Talk to the agent in this terminal instead of serving."),
 ) -> None:
     """Embedded defaults, one command: dev certificates, the local FHIR sandbox over mutual TLS seeded with
-    the synthetic clinic, the local dialogue model, then a call with the agent in this terminal."""
+    the synthetic clinic, the local dialogue model, then the agent answering calls (open the page it
+    prints and press Call) or, with --text, a call in this terminal."""
     settings = bootstrap()
     day = date.fromisoformat(today) if today else None
     if model:
@@ -49,8 +54,16 @@ def up(
         dev.seed_sandbox(settings, seed=seed, today=day)
         if asyncio.run(describe_clinic(settings, typer.echo)) != 0:
             raise typer.Exit(1)
-        typer.echo("You are the caller: type what you would say, one line per turn (Ctrl-D hangs up).\n")
-        asyncio.run(chat_call(settings, caller_id=None, mode=settings.understanding))
+        if text:
+            typer.echo("You are the caller: type what you would say, one line per turn (Ctrl-D hangs up).\n")
+            asyncio.run(chat_call(settings, caller_id=None, mode=settings.understanding))
+        else:
+            scheme = "http" if settings.serve_allow_plain_http else "https"
+            typer.echo(
+                f"Call the clinic from a browser: {scheme}://{settings.serve_host}:{settings.serve_port}/ "
+                f"(the development certificate is signed by {settings.certs_dir / 'ca.pem'}). Ctrl-C stops."
+            )
+            serve.run_server(settings)
     except KeyboardInterrupt:
         pass
     finally:

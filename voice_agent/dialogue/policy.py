@@ -44,6 +44,7 @@ from voice_agent.dialogue.understanding import (
     UnderstandingContext,
     Understood,
     VisitTypeEntry,
+    spoken,
 )
 from voice_agent.dialogue.understanding.guardrails import Guardrail, screen
 from voice_agent.privacy import remember_name
@@ -137,6 +138,8 @@ _EXPECTING = {
 class Reply:
     text: str
     end: EndReason | None = None
+    #: Put the call through to the front desk once ``text`` has been said (only with end="transferred").
+    transfer: bool = False
 
 
 @dataclass
@@ -192,6 +195,9 @@ class Conversation:
     practitioner_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     visit_type_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     clock: Callable[[], datetime] | None = None
+    #: Whether this call can be put through to the front desk right now (a SIP call, a front-desk
+    #: address configured, within its hours). None: hand-offs are callbacks only.
+    live_transfer: Callable[[], bool] | None = None
 
     state: State = State.TASK
     task: Task | None = None
@@ -249,6 +255,40 @@ class Conversation:
             self.callback = _Callback("system_error", end_if_declined=True)
             self.state = State.CALLBACK_OFFER
             return self._say(templates.SYSTEM_TROUBLE)
+
+    async def keyed(self, digits: str) -> Reply:
+        """Keypad (DTMF) entry, already gathered up to # or a pause: a date of birth as MMDDYYYY when one
+        is asked for, a callback number when that is; anywhere else the caller is asked to speak."""
+        if self.state is State.ENDED:
+            return Reply(templates.GOODBYE.format(clinic=self.clinic_name), end="goodbye")
+        try:
+            if self.state is State.BIRTH_DATE:
+                born = keyed_date(digits, today=self.now().date())
+                if born is None:
+                    return self._misunderstood(templates.ASK_BIRTH_DATE_KEYED_AGAIN)
+                return await self._verify(born)
+            if self.state is State.CALLBACK_NUMBER:
+                return await self._on_callback_number(
+                    Understood(intent=Intent.UNKNOWN, slots=Slots(phone=digits[:20]), confidence=1.0)
+                )
+        except FhirError as error:
+            log.warning("scheduling operation failed (%s)", type(error).__name__)
+            self.callback = _Callback("system_error", end_if_declined=True)
+            self.state = State.CALLBACK_OFFER
+            return self._say(templates.SYSTEM_TROUBLE)
+        return self._say(templates.KEYPAD_NOT_NOW.format(question=self._question()))
+
+    def awaits_more(self, utterance: str) -> bool:
+        """True when ``utterance`` reads as the first part of an answer spoken in pieces: a date of birth
+        without its year, a callback number short of ten digits. A voice channel then waits a moment
+        for the rest instead of answering (and re-asking) in the middle of the caller's answer."""
+        text = spoken.spoken_numbers(spoken.fold(utterance))
+        if self.state is State.BIRTH_DATE:
+            born, said = spoken.parse_birth_date(text, self.now().date())
+            return born is None and said
+        if self.state is State.CALLBACK_NUMBER:
+            return 0 < sum(c.isdigit() for c in text) < 10
+        return False
 
     # ------------------------------------------------------------------ understanding
 
@@ -631,6 +671,9 @@ class Conversation:
         return self._misunderstood(templates.TOO_MANY_MISUNDERSTANDINGS)
 
     async def _accept_callback(self) -> Reply:
+        if self._can_transfer():
+            # A person now rather than a callback later; ``transfer_failed`` falls back to the callback.
+            return self._end(templates.TRANSFERRING, "transferred", transfer=True)
         if self.session.caller_number:
             return await self._escalate_and_end(self.session.caller_number)
         self.state = State.CALLBACK_NUMBER
@@ -649,6 +692,19 @@ class Conversation:
         # Urgent hand-offs (emergency, crisis) never wait for a callback offer; these are all routine.
         await self._escalate(self.callback.category, urgent=False, number=number)
         return self._end(templates.CALLBACK_CONFIRMED, "escalated")
+
+    async def transfer_failed(self) -> Reply:
+        """The front desk could not be reached: the hand-off becomes a callback, and the caller hears so."""
+        category = self.callback.category if self.callback is not None else "caller_request"
+        self.callback = _Callback(category, end_if_declined=True)
+        if self.session.caller_number:
+            await self._escalate(category, urgent=False, number=self.session.caller_number)
+            return self._end(templates.TRANSFER_FAILED_CALLBACK, "escalated")
+        self.state = State.CALLBACK_NUMBER
+        return self._say(templates.TRANSFER_FAILED_ASK_NUMBER)
+
+    def _can_transfer(self) -> bool:
+        return self.live_transfer is not None and self.live_transfer()
 
     async def _escalate(self, category: Category, *, urgent: bool, number: str | None = None) -> None:
         await self.escalations.escalate(
@@ -686,7 +742,9 @@ class Conversation:
                 count=len(self.appointments), listing=_capital(speech.joined(spoken))
             )
         more = len(self.appointments) - MAX_OFFERED
-        return _join(text, templates.AND_MORE.format(more=more)) if more > 0 else text
+        if more <= 0:
+            return text
+        return _join(text, templates.AND_ONE_MORE if more == 1 else templates.AND_MORE.format(more=more))
 
     def _which_appointment(self, today: date) -> str:
         spoken = [speech.appointment(a, self.zone, today=today) for a in self.appointments[:MAX_OFFERED]]
@@ -739,13 +797,27 @@ class Conversation:
         return self._say(templates.DIDNT_CATCH.format(question=question))
 
     def _say(self, text: str) -> Reply:
+        if self.state is State.CALLBACK_OFFER and self._can_transfer():
+            for callback_words, transfer_words in templates.TRANSFER_OFFERS.items():
+                text = text.replace(callback_words, transfer_words)
         self.last_reply = text
         return Reply(text)
 
-    def _end(self, text: str, reason: EndReason) -> Reply:
+    def _end(self, text: str, reason: EndReason, *, transfer: bool = False) -> Reply:
         self.state = State.ENDED
         self.last_reply = text
-        return Reply(text, end=reason)
+        return Reply(text, end=reason, transfer=transfer)
+
+
+def keyed_date(digits: str, *, today: date) -> date | None:
+    """MMDDYYYY from the keypad; None unless it is a real, past date after 1900."""
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        born = date(int(digits[4:]), int(digits[:2]), int(digits[2:4]))
+    except ValueError:
+        return None
+    return born if date(1900, 1, 1) <= born <= today else None
 
 
 def _join(*parts: str) -> str:

@@ -33,6 +33,7 @@ NO_APPOINTMENTS = "I don't see any upcoming appointments for you."
 YOUR_APPOINTMENTS_ONE = "You have one upcoming appointment: {first}."
 YOUR_APPOINTMENTS_MANY = "You have {count} upcoming appointments. {listing}."
 AND_MORE = "There are {more} more after that."
+AND_ONE_MORE = "There is one more after that."
 
 ASK_PREFERENCE = "Do you have a preferred day, time, or doctor? Or I can find the first available time."
 OFFER_SLOTS = "I have openings {options}. Which would you like?"
@@ -91,9 +92,40 @@ ONLY_YOUR_OWN = (
 )
 RULES_REFUSAL = "I can only help with booking, cancelling, or rescheduling your own appointments. {question}"
 ASK_CALLBACK_NUMBER = "What is the best number to call you back on?"
+
+# --- a live transfer (a SIP call, with a front-desk address configured, within its hours) ---
+#: When the call can be put through, each callback offer above is worded as a transfer instead.
+TRANSFER_OFFERS = {
+    "I can have someone from the front desk call you back.": ("I can put you through to the front desk now."),
+    "I can have a member of our clinical staff call you back.": (
+        "I can put you through to our front desk now."
+    ),
+    "Would you like a member of staff to call you back?": (
+        "Would you like me to put you through to our front desk?"
+    ),
+}
+TRANSFERRING = "Please hold while I put you through to the front desk."
+TRANSFER_FAILED_CALLBACK = (
+    "I'm sorry, I couldn't reach the front desk. Someone from the front desk will call you back. Goodbye."
+)
+TRANSFER_FAILED_ASK_NUMBER = (
+    "I'm sorry, I couldn't reach the front desk, so someone will call you back. "
+    "What is the best number to call you back on?"
+)
 CALLBACK_CONFIRMED = "Thank you. Someone from the front desk will call you back. Goodbye."
 CALLBACK_DECLINED = "Okay. {question}"
 CALLBACK_DECLINED_END = "Okay. Please call us again whenever you're ready. Goodbye."
+SYSTEM_TROUBLE_GOODBYE = (
+    "I'm sorry, something went wrong on my side. Please call again in a few minutes. Goodbye."
+)
+STILL_THERE = "Are you still there?"
+KEYPAD_NOT_NOW = "Sorry, I can't take keypad entry for that. Please say your answer. {question}"
+ASK_BIRTH_DATE_KEYED_AGAIN = (
+    "Sorry, that wasn't a date I could use. Please key your date of birth as two digits for the month, "
+    "two for the day, and four for the year, then press pound. Or just say it."
+)
 TIMED_OUT = (
     "I haven't heard anything for a while, so I'm going to end this call. Please call again anytime. Goodbye."
 )
+#: The worker is being stopped (an upgrade, a scale-in) and its drain bound has run out.
+SHUTTING_DOWN = "I'm sorry, I have to end this call now. Please call back and we'll help you then. Goodbye."

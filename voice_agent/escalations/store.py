@@ -18,8 +18,8 @@ The SQL here is blocking and may wait on the audit head lock: from the event loo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -183,10 +183,8 @@ class EscalationStore:
         self._service = Actor(kind="service", id=service_identity)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._owns_trail = owns_trail
-        # The one place this package reaches into the trail: its engine and its locked append (see
-        # ``_transaction``). mypy checks these names, so a change in the trail breaks the build, not data.
-        self._engine = trail._store.engine
-        self._dialect = trail._store.dialect
+        self._engine = trail.engine
+        self._dialect = trail.dialect
         if self._dialect == "sqlite":
             _sqlite_secure_delete(self._engine)
         with self._transaction() as (conn, _append):
@@ -438,24 +436,9 @@ class EscalationStore:
 
     # ------------------------------------------------------------------ internals
 
-    @contextmanager
-    def _transaction(self) -> Iterator[tuple[Connection, Append]]:
-        """One transaction holding the audit head lock; ``append`` chains events into it.
-
-        This uses the trail's private ``_store.writing``/``_check_head``/``_append_locked``: the trail
-        has no public way yet to append inside a caller's transaction, and a copy of its chaining code
-        here could drift from it. Everything commits on a clean exit and rolls back on any exception.
-        """
-        trail = self._trail
-        keyring = trail._require_key()
-        with trail._store.writing() as (conn, current):
-            head = trail._check_head(keyring, current)
-
-            def append(event: AuditEvent) -> None:
-                nonlocal head
-                head = trail._append_locked(conn, keyring, head, event)
-
-            yield conn, append
+    def _transaction(self) -> AbstractContextManager[tuple[Connection, Append]]:
+        """One transaction holding the audit head lock; ``append`` chains events into it."""
+        return self._trail.transaction()
 
     def _write(self, work: Callable[[Connection, Append], _T | EscalationError]) -> _T:
         """Run ``work`` in an audited transaction; raise a refusal only after its audit event committed."""

@@ -186,7 +186,12 @@ def find_dialogue_model(name: DialogueModelName, models_dir: Path | None = None)
     log.info("verifying %s (%s bytes)", path, path.stat().st_size)
     digest = sha256_file(path)
     _check(spec, path.stat().st_size, digest, str(path))
-    _write_marker(path, digest)
+    try:
+        _write_marker(path, digest)
+    except OSError as error:  # a read-only image or mount: verified all the same, just again next start
+        log.warning(
+            "could not record the model's verification (%s); it will be re-hashed", type(error).__name__
+        )
     return path
 
 

@@ -47,7 +47,21 @@ __all__ = [
 CALLER_SPEECH: Final[Mapping[str, bool]] = types.MappingProxyType({"caller_speech": True})
 
 UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-QUIET_LIBRARIES: Final = {"httpx": logging.WARNING, "httpcore": logging.INFO}
+#: Libraries whose DEBUG lines carry call data: WebSocket frames (carrier handshakes hold the calling
+#: number), SDP and ICE candidates (client IP addresses), per-turn Whisper chatter.
+QUIET_LIBRARIES: Final = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.INFO,
+    "uvicorn.error": logging.INFO,
+    "websockets": logging.INFO,
+    "aiortc": logging.INFO,
+    "aioice": logging.INFO,
+    "faster_whisper": logging.WARNING,
+    # the SIP stack: its DEBUG names calls by their peer URI (a phone number); the native stack's
+    # own lines (and, at DEBUG, whole SIP messages) stay out below WARNING
+    "baresip": logging.INFO,
+    "baresip.native": logging.WARNING,
+}
 _FORMAT: Final = "%(asctime)s.%(msecs)03dZ %(levelname)-8s %(name)s: %(message)s"
 _DATEFMT: Final = "%Y-%m-%dT%H:%M:%S"
 _LOGURU_LEVELS: Final = {"TRACE": 5, "SUCCESS": 25}
@@ -55,7 +69,7 @@ _LOGURU_LEVELS: Final = {"TRACE": 5, "SUCCESS": 25}
 #: pipecat lines that carry caller or bot words at any level: transcriptions, frames with text, LLM
 #: context dumps, TTS input (shapes from pipecat's STT/LLM/TTS services, FrameLogger and observers).
 _PIPECAT_SPEECH: Final = re.compile(
-    r"Transcription|TRANSCRIPTION|TranscriptionFrame|TextFrame|text: [\['\"]|Generating (?:chat|TTS)"
+    r"Transcription|TRANSCRIPTION|TranscriptionFrame|TextFrame|text: [\['\"]|Generating (?:chat|TTS)|DTMF"
     r"|LLM (?:GENERATING|MESSAGES|CONTEXT)|LLMMessages|LLMContext|'role':|\"role\":|'content':|\"content\":"
 )
 #: At DEBUG and below, pipecat lines that merely mention context or messages are dropped too.

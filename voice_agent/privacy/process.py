@@ -78,6 +78,19 @@ def _set_not_dumpable(notes: list[str]) -> bool:
     return True
 
 
+#: Environment switches that make a library write caller audio or data to disk, or phone home.
+_UNSAFE_ENV = ("PIPECAT_SMART_TURN_LOG_DATA",)
+
+
+def _no_library_telemetry(notes: list[str]) -> None:
+    """pipecat's smart-turn writes every turn's audio to ./smart_turn_audio_log when an env flag is set;
+    onnxruntime's telemetry is switched off in ``voice_agent/__init__`` (it must be, before its import)."""
+    for name in _UNSAFE_ENV:
+        if os.environ.pop(name, None) is not None:
+            notes.append(f"{name} was set and is ignored")
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+
 def harden_process() -> HardeningReport:
     """Refuse core dumps, make the process non-dumpable, set umask 077, and stop faulthandler dumps.
 
@@ -93,6 +106,7 @@ def harden_process() -> HardeningReport:
     if fault:
         faulthandler.disable()
     faulthandler.cancel_dump_traceback_later()
+    _no_library_telemetry(notes)
     return HardeningReport(
         core_dumps_disabled=core,
         not_dumpable=not_dumpable,

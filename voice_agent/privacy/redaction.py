@@ -125,6 +125,7 @@ _NOT_STREET_WORD = (
     r"|appointments?|patients?|calls?|results?|records?|times?|attempts?|retries|seconds?|minutes?)(?!\w))"
 )
 _APARTMENT = r"(?:,?\s*(?:apt|apartment|suite|ste|unit|fl|floor|rm|room|#)\.?\s*#?\s*[A-Za-z0-9-]{1,6}(?!\w))"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _SPOKEN_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _STATES = (
     r"(?-i:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI"
@@ -135,6 +136,13 @@ _STATES = (
 #: order. Each is ``(kind, guard, pattern)``: the guard is a cheap look-ahead that fails at once at most
 #: token starts, because Python's ``re`` pays for every alternative it enters.
 _DIGIT_LED: Final = (
+    # IPv4 addresses (a caller's browser in SDP/ICE lines, a client in a server line): an identifier
+    # under HIPAA. Loopback and the unspecified address stay readable.
+    (
+        "ip",
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d",
+        rf"(?<![\d.])(?!127\.0\.0\.1(?![\d])|0\.0\.0\.0(?![\d])){_OCTET}(?:\.{_OCTET}){{3}}(?![\d]|\.\d)",
+    ),
     ("ssn", r"\d{3}[-\s]\d\d[-\s]", r"\d{3}-\d{2}-\d{4}(?![\w-])"),
     ("ssn", r"\d{3}\s\d\d\s", r"\d{3}\s\d{2}\s\d{4}(?![\w.])"),
     # 2026-02-29, 1988/02/29

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from fhir_adapters import PatientRef
-from voice_agent.audit import EndReason, current_session_id
+from voice_agent.audit import CallMetrics, EndReason, current_session_id
 from voice_agent.privacy import NameRegistry, known_names
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 class SessionAuditor(Protocol):
     async def session_started(self, session_id: UUID) -> None: ...
 
-    async def session_ended(self, session_id: UUID, reason: EndReason, duration_seconds: float) -> None: ...
+    async def session_ended(
+        self,
+        session_id: UUID,
+        reason: EndReason,
+        duration_seconds: float,
+        metrics: CallMetrics | None = None,
+    ) -> None: ...
 
 
 @dataclass(eq=False)
@@ -45,6 +51,8 @@ class CallSession:
     #: Names spoken or looked up this call; the log redactor scrubs them from this call's log lines.
     names: NameRegistry = field(default_factory=NameRegistry)
     ended: EndReason | None = None
+    #: A voice call's latency summary, numbers only; audited with the session's end.
+    metrics: CallMetrics | None = None
     on_end: list[Callable[[EndReason], Awaitable[None]]] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -125,11 +133,12 @@ class SessionManager:
         self._sessions.pop(session.id, None)
         callbacks = list(session.on_end)
         duration = self._clock() - session.started
+        metrics = session.metrics
         session.wipe()
         for callback in callbacks:
             with contextlib.suppress(Exception):  # a transport that fails to hang up must not stop the wipe
                 await callback(reason)
-        await self._auditor.session_ended(session.id, reason, duration)
+        await self._auditor.session_ended(session.id, reason, duration, metrics)
         log.info("call session %s ended (%s) after %.1f s; its state was wiped", session.id, reason, duration)
 
     async def sweep(self) -> int:
@@ -139,6 +148,13 @@ class SessionManager:
         for session in idle:
             await self.end(session, "timeout")
         return len(idle)
+
+    async def end_all(self, reason: EndReason) -> int:
+        """End every live session (a draining worker's bound reached); returns how many."""
+        live = list(self._sessions.values())
+        for session in live:
+            await self.end(session, reason)
+        return len(live)
 
     async def shutdown(self) -> None:
         if self._reaper is not None:

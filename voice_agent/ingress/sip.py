@@ -1,0 +1,197 @@
+"""SIP from the clinic's own phone system: one baresip stack per worker process answers INVITEs (routed to
+it by the PBX, the trunk's edge or the kamailio proxy in ``deploy/sip``) and runs each call's pipeline.
+
+Only the addresses in ``sip_allowed_sources`` may place calls; the stack never executes a REFER a caller
+sends (a transfer request can steer a bot into dialling anywhere: toll fraud), and it never logs a SIP
+message (they carry caller numbers): its logger is held at WARNING and every line passes the redactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from voice_agent.dialogue.handoff import to_e164
+from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining
+from voice_agent.ingress.hours import OpeningHours
+from voice_agent.pipeline.call import VoiceEngine, run_voice_call
+from voice_agent.settings import Settings
+from voice_agent.transports.sip import SipTransport
+
+if TYPE_CHECKING:
+    from baresip import Call, Runtime, UserAgent
+
+log = logging.getLogger(__name__)
+
+#: G.711 on the wire: the agent's audio leaves the pipeline at the wire's rate (no second resampling).
+SIP_AUDIO_RATE = 8000
+_VIA_HOST = re.compile(r"^SIP/2\.0/[A-Za-z]+\s+(\[[0-9A-Fa-f:.]+\]|[^\s:;]+)")
+_PHONE_USER = re.compile(r"^(?:sips?|tel):(\+?[0-9][0-9().\-]{5,20})(?:[@;]|$)")
+
+
+def sent_by(via: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The host of the INVITE's top Via: the hop that sent it to us (a name, or nothing: None)."""
+    match = _VIA_HOST.match((via or "").split(",")[0].strip())
+    if match is None:
+        return None
+    try:
+        return ipaddress.ip_address(match.group(1).strip("[]"))
+    except ValueError:
+        return None
+
+
+def caller_number(uri: str | None) -> str | None:
+    """The calling number from the From (or P-Asserted-Identity) URI's user part, as E.164; anything that
+    is not a phone number (an extension name, "anonymous") gives None."""
+    match = _PHONE_USER.match((uri or "").strip().strip("<>"))
+    return to_e164(match.group(1)) if match else None
+
+
+class SipIngress:
+    """Owns the worker's baresip runtime and user agent; ``run()`` answers until cancelled."""
+
+    def __init__(self, engine: VoiceEngine, calls: CallRegistry) -> None:
+        self._engine = engine
+        self._settings: Settings = engine.agent.settings
+        self._calls = calls
+        self._hours = OpeningHours.parse(self._settings.front_desk_hours)
+        self._zone = ZoneInfo(self._settings.clinic_timezone)
+        self._runtime: Runtime | None = None
+        self._agent: UserAgent | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[SipIngress]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        from baresip import Account, Config, RegistrationError, Runtime, UserAgent
+
+        s = self._settings
+        runtime = Runtime(native_log_level="warning")
+        await runtime.start(
+            Config(
+                net_interface=s.sip_host,
+                max_concurrent_calls=s.sip_max_calls,
+                expose_headers=("Via", "P-Asserted-Identity"),
+                rtp_timeout=s.sip_rtp_timeout_seconds,
+                extra_config_text=self._stack_config(),
+            )
+        )
+        self._runtime = runtime
+        registering = s.sip_registrar is not None
+        account = Account(
+            user=s.sip_user,
+            domain=s.sip_registrar if registering else f"{s.sip_host}:{s.sip_port}",  # type: ignore[arg-type]
+            password=s.sip_password.get_secret_value() if s.sip_password else "",
+            auth_user=s.sip_auth_user,
+            reg_interval=s.sip_register_seconds if registering else 0,
+            transport=s.sip_transport,
+            audio_codecs=("pcmu", "pcma"),
+            # catchall: answer whatever user the PBX dials here ("clinic", a DID), not only sip_user
+            extra_params=("catchall=yes", *_media_encryption(s.sip_srtp)),
+        )
+        # "reject": a REFER from a caller is refused (603), never executed.
+        self._agent = await UserAgent.create(runtime, account, transfer_policy="reject")
+        self._agent.on_incoming(self._incoming)
+        if registering:
+            try:
+                await self._agent.register()
+                log.info("SIP: registered with the PBX")
+            except RegistrationError as error:  # the stack keeps retrying; calls routed by address still work
+                log.error("SIP: registration with the PBX failed (%s); retrying", type(error).__name__)
+        log.info(
+            "SIP: answering on %s:%d over %s (SRTP %s, at most %d calls)",
+            s.sip_host,
+            s.sip_port,
+            s.sip_transport,
+            s.sip_srtp,
+            s.sip_max_calls,
+        )
+
+    async def stop(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        if self._agent is not None and self._settings.sip_registrar is not None:
+            with contextlib.suppress(Exception):
+                await self._agent.unregister(timeout=2)
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
+
+    def front_desk_open(self) -> bool:
+        return self._settings.front_desk_sip_uri is not None and self._hours.is_open(datetime.now(self._zone))
+
+    # ------------------------------------------------------------------ calls
+
+    def _stack_config(self) -> str:
+        s = self._settings
+        lines = [f"sip_listen {_host_port(s.sip_host, s.sip_port)}", f"rtp_ports {s.sip_rtp_ports}"]
+        if s.sip_tls_cert is not None:
+            lines.append(f"sip_certificate {s.sip_tls_cert}")
+        if s.sip_tls_ca_file is not None:
+            lines += [f"sip_cafile {s.sip_tls_ca_file}", "sip_verify_server yes"]
+        return "\n".join(lines) + "\n"
+
+    def _incoming(self, call: Call) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(call))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _answer(self, call: Call) -> None:
+        from baresip import BaresipError
+
+        source = sent_by(call.headers.get("Via"))
+        if source is None or not any(source in net for net in self._settings.sip_allowed_sources):
+            log.warning("SIP: refused a call from a source outside sip_allowed_sources")
+            with contextlib.suppress(BaresipError):
+                await call.reject()
+            return
+        number = caller_number(call.headers.get("P-Asserted-Identity")) or caller_number(call.peer)
+        try:
+            self._calls.reserve()
+        except CallsFull as refusal:
+            why = "it is draining" if isinstance(refusal, Draining) else "it is at max_concurrent_calls"
+            log.warning("SIP: refused a call: %s", why)
+            with contextlib.suppress(BaresipError):
+                await call.reject()
+            return
+        try:
+            await call.answer()
+            await call.wait_established(timeout=10)
+        except BaresipError as error:
+            self._calls.release()
+            log.warning("SIP: a call could not be answered (%s)", type(error).__name__)
+            return
+        transport = SipTransport(call, transfer_to=self._settings.front_desk_sip_uri)
+        self._calls.start(
+            run_voice_call(
+                self._engine,
+                transport,
+                ingress="sip",
+                caller_number=number,
+                audio_out_sample_rate=SIP_AUDIO_RATE,
+                live_transfer=self.front_desk_open,
+            ),
+            reserved=True,
+        )
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _media_encryption(srtp: str) -> tuple[str, ...]:
+    """baresip's account ``mediaenc``: SDES-keyed SRTP, offered (optional) or required (mandatory)."""
+    return {"off": (), "optional": ("mediaenc=srtp",), "mandatory": ("mediaenc=srtp-mand",)}[srtp]

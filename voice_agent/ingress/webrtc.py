@@ -1,0 +1,121 @@
+"""Browser calls: pipecat's SmallWebRTC signalling (``POST``/``PATCH /api/offer``), as in its runner.
+
+Media is DTLS-SRTP (aiortc); the signalling rides on the app's TLS. ICE servers come from settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.request_handler import (
+    IceCandidate,
+    SmallWebRTCPatchRequest,
+    SmallWebRTCRequest,
+    SmallWebRTCRequestHandler,
+)
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+from pydantic import BaseModel, Field
+
+from voice_agent.ingress.calls import CallRegistry, CallsFull
+from voice_agent.pipeline.call import VoiceEngine, run_voice_call
+
+log = logging.getLogger(__name__)
+
+#: WebRTC audio is Opus at 48 kHz; pipecat resamples the agent's voice once, on the way out.
+_WEBRTC_OUT_RATE = 48_000
+_MAX_SDP = 20_000
+
+
+class Offer(BaseModel):
+    sdp: str = Field(max_length=_MAX_SDP)
+    type: str = Field(pattern=r"^(offer|answer)$")
+    pc_id: str | None = Field(default=None, max_length=100)
+    restart_pc: bool | None = None
+
+
+class Candidate(BaseModel):
+    candidate: str = Field(max_length=1000)
+    sdp_mid: str | None = Field(default=None, max_length=50)
+    sdp_mline_index: int | None = Field(default=None, ge=0, le=16)
+
+
+class Patch(BaseModel):
+    pc_id: str = Field(max_length=100)
+    candidates: list[Candidate] = Field(max_length=50)
+
+
+def ice_servers(config: tuple[dict[str, str], ...]) -> list[IceServer]:
+    return [
+        IceServer(urls=s["urls"], username=s.get("username", ""), credential=s.get("credential", ""))
+        for s in config
+    ]
+
+
+def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
+    router = APIRouter()
+    settings = engine.agent.settings
+    handler = SmallWebRTCRequestHandler(ice_servers=ice_servers(settings.ice_servers))
+
+    @router.get("/api/ice")
+    async def ice() -> dict[str, Any]:
+        """The page's RTCPeerConnection config: the same STUN/TURN servers the agent uses."""
+        return {"iceServers": [dict(s) for s in settings.ice_servers]}
+
+    @router.post("/api/offer")
+    async def offer(body: Offer) -> dict[str, str]:
+        request = SmallWebRTCRequest(
+            sdp=body.sdp, type=body.type, pc_id=body.pc_id, restart_pc=body.restart_pc
+        )
+        held = body.pc_id is None  # a new call holds a line until its pipeline starts
+        if held:
+            try:
+                calls.reserve()
+            except CallsFull:
+                raise HTTPException(503, "all lines are busy; please try again shortly") from None
+
+        async def connected(connection: SmallWebRTCConnection) -> None:
+            nonlocal held
+            transport = SmallWebRTCTransport(
+                webrtc_connection=connection,
+                params=TransportParams(audio_in_enabled=True, audio_out_enabled=True),
+            )
+            calls.start(
+                run_voice_call(engine, transport, ingress="webrtc", audio_out_sample_rate=_WEBRTC_OUT_RATE),
+                reserved=True,
+            )
+            held = False
+
+        try:
+            answer = await handler.handle_web_request(request, connected)
+        except HTTPException:
+            raise
+        except Exception as error:
+            log.warning("a WebRTC offer was refused (%s)", type(error).__name__)
+            raise HTTPException(400, "the offer could not be answered") from None
+        finally:
+            if held:
+                calls.release()
+        if answer is None:
+            raise HTTPException(400, "the offer could not be answered")
+        return answer
+
+    @router.patch("/api/offer")
+    async def candidates(body: Patch) -> dict[str, str]:
+        patch = SmallWebRTCPatchRequest(
+            pc_id=body.pc_id,
+            candidates=[
+                IceCandidate(
+                    candidate=c.candidate, sdp_mid=c.sdp_mid or "", sdp_mline_index=c.sdp_mline_index or 0
+                )
+                for c in body.candidates
+            ],
+        )
+        await handler.handle_patch_request(patch)
+        return {"status": "ok"}
+
+    router.on_shutdown.append(handler.close)
+    return router

@@ -1,0 +1,1 @@
+"""pipecat transports the project writes itself (pipecat ships none for SIP)."""
