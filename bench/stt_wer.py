@@ -389,7 +389,7 @@ def reused_encoder(model: Any) -> Iterator[EncoderReuse]:
 
 def synthesise(voice: str, texts: list[str]) -> list[bytes]:
     if voice == "piper":
-        return caller_audio.piper_many(texts)
+        return caller_audio.piper_many(texts, steady=False)  # the voice as it varies, as callers do
     return [caller_audio.espeak(text) for text in texts]
 
 

@@ -31,7 +31,7 @@ def whisper() -> WhisperModel:
 def reply() -> bytes:
     """The reply as the caller's phone plays it (8 kHz μ-law, back to 16 kHz), in piper's steady voice:
     these tests are about how the caller listens, not about how the voice varies."""
-    first, second = caller_audio.piper_many([FIRST, SECOND], steady=True)
+    first, second = caller_audio.piper_many([FIRST, SECOND])
     pcm = first + caller_audio.silence(0.4) + second + caller_audio.silence(0.5)
     return caller_audio.from_ulaw_8k(caller_audio.to_ulaw_8k(pcm))
 
