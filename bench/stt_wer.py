@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.voice import caller_audio
 from voice_agent.pipeline.models import SpeechModels
 from voice_agent.pipeline.stt import Vocabulary, transcribe
+from voice_agent.pipeline.vocabulary import primed_with
 from voice_agent.sandbox import roster
 from voice_agent.sandbox.clinic import PRACTITIONERS, VISIT_TYPES, build_clinic
 from voice_agent.settings import Settings
@@ -326,12 +327,12 @@ def invents_practitioner(reference: list[str], hypothesis: list[str]) -> bool:
 
 
 def vocabularies() -> dict[str, Vocabulary]:
-    """The candidate defaults, all built from the same directory: practitioner names and visit types."""
+    """The candidates, all built from the same directory: practitioner names and visit types. "prompt" is
+    the agent's default, the very sentence calls use (``primed_with``)."""
     terms = [p.display for p in PRACTITIONERS] + [display.lower() for display in VISIT_TYPES.values()]
     hotwords = ", ".join(terms)
-    doctors = ", ".join(p.display for p in PRACTITIONERS)
-    visits = ", ".join(display.lower() for display in VISIT_TYPES.values())
-    prompt = f"A patient calls the clinic to book an appointment with {doctors}. Visit types: {visits}."
+    default = primed_with([p.display for p in PRACTITIONERS], VISIT_TYPES.values())
+    prompt = default.initial_prompt
     return {
         "none": Vocabulary(),
         "hotwords": Vocabulary(hotwords=hotwords),

@@ -4,6 +4,7 @@ services), so "Dr. Okafor" is heard as such and not as "doctor oh car four"."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from fhir_adapters import FhirError, Scheduling
 from voice_agent.pipeline.stt import Vocabulary
@@ -18,13 +19,21 @@ async def clinic_vocabulary(scheduling: Scheduling) -> Vocabulary:
     except FhirError as error:
         log.warning("no clinic vocabulary for speech-to-text (%s)", type(error).__name__)
         return Vocabulary()
-    names = sorted({s.practitioner for s in directory.schedules})
-    visits = sorted({v.display for v in directory.visit_types})
-    if not names and not visits:
+    return primed_with(
+        [schedule.practitioner for schedule in directory.schedules],
+        [visit.display for visit in directory.visit_types],
+    )
+
+
+def primed_with(practitioners: Iterable[str], visits: Iterable[str]) -> Vocabulary:
+    """Whisper's ``initial_prompt``: a sentence a caller might say, naming every practitioner and visit
+    type. A plain function so that ``bench/stt_wer.py`` measures exactly the sentence calls use."""
+    names, kinds = sorted(set(practitioners)), sorted(set(visits))
+    if not names and not kinds:
         return Vocabulary()
     prompt = "Calling the clinic to book, cancel or reschedule"
-    if visits:
-        prompt += " a " + ", ".join(visits)
+    if kinds:
+        prompt += " a " + ", ".join(kinds)
     if names:
         prompt += " with " + ", ".join(names)
     return Vocabulary(initial_prompt=prompt + ".")
