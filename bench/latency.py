@@ -4,6 +4,7 @@ the agent's reply audio at the carrier, with the caller's audio paced in real ti
     .venv/bin/python bench/latency.py [--turns 50] [--concurrency 1,2,4,8] [--rounds 3] [--quick]
     .venv/bin/python bench/latency.py --sip [--concurrency 1,4] [--rounds 3] [--stagger S]
 
+``BENCH_LOG_LEVEL=DEBUG`` with ``--workdir`` keeps the server's debug log, to see one turn's timeline.
 ``--sip`` times the SIP path instead (bench/sip_path.py): SIPp callers through kamailio to a worker with
 SIP on, caller-side voice-to-voice from a capture of the RTP (bench/rtp_timing.py).
 
@@ -752,7 +753,9 @@ def main() -> None:
     concurrency = [int(n) for n in args.concurrency.split(",") if n.strip()]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     with workdir(args.workdir) as work, private_sandbox(work / "sandbox") as sandbox:
-        server = start_voice_server(sandbox, work / "server", VOICE_AGENT_LOG_LEVEL="INFO")
+        server = start_voice_server(
+            sandbox, work / "server", VOICE_AGENT_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO")
+        )
         print(f"server log: {server.log}")
         try:
             asyncio.run(run(sandbox, server, args.turns, concurrency, args.rounds, args.json))
