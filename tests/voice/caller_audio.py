@@ -60,9 +60,9 @@ def piper_many(
 ) -> list[bytes]:
     """Each of ``texts`` spoken by piper, in one subprocess for all of them. ``length_scale`` above 1
     speaks more slowly (1.3: about a third longer), below 1 faster. ``steady`` (the default) turns
-    off piper's generator and phoneme-width noise, so a caller's line sounds the same on every run and
-    a call that passes here passes in CI; with the noise on the voice varies, and Whisper tiny.en hears
-    "Shall I" as "So I" in about one run in eight. The WER benchmark keeps the noise on.
+    off piper's generator and phoneme-width noise, so a caller's line sounds the same on every run, one
+    difference fewer between a local run and CI; with the noise on the voice varies, and Whisper tiny.en
+    hears "Shall I" as "So I" in about one run in eight. The WER benchmark keeps the noise on.
 
     Why: starting piper (Python, onnxruntime, the voice) costs about a second, synthesis a fifth of that,
     so a benchmark of a hundred utterances synthesises them in one run. piper writes one WAV per input
@@ -77,12 +77,12 @@ def piper_many(
     missing = list(dict.fromkeys(t for t in texts if (voice_key, t) not in _CACHE))
     if missing:
         lines = [_one_line(t) for t in missing]
-        speed = ["--length-scale", f"{length_scale:g}"] if length_scale != 1.0 else []
+        options = ["--length-scale", f"{length_scale:g}"] if length_scale != 1.0 else []
         if steady:
-            speed += ["--noise-scale", "0", "--noise-w-scale", "0"]
+            options += ["--noise-scale", "0", "--noise-w-scale", "0"]
         with tempfile.TemporaryDirectory(prefix="caller-audio-") as out:
             subprocess.run(
-                [sys.executable, "-m", "piper", "--model", str(model), "--output-dir", out, *speed],
+                [sys.executable, "-m", "piper", "--model", str(model), "--output-dir", out, *options],
                 input="\n".join(lines).encode() + b"\n",
                 capture_output=True,
                 check=True,
