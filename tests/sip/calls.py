@@ -17,7 +17,7 @@ from tests.sip.sipp import Caller, SippRun, run_calls
 from tests.voice import caller_audio
 from tests.voice.browser import Line, speaking_seconds, timeline
 from tests.voice.browser import said_at as script_said_at
-from tests.voice.scripted import PLAIN_NAMES
+from tests.voice.scripted import PLAIN_NAMES, hear
 from voice_agent.dialogue import speech, templates
 from voice_agent.dialogue.understanding import spoken
 from voice_agent.pipeline.stt import Vocabulary, transcribe
@@ -167,3 +167,8 @@ def said_in_order(heard: str, *words: str) -> bool:
             return False
         at += len(word)
     return True
+
+
+async def heard_text(whisper: WhisperModel, pcm: bytes, vocabulary: Vocabulary) -> str:
+    """What a caller heard of the agent (its RTP, decoded), as lower-case text."""
+    return (await asyncio.to_thread(hear, whisper, pcm, vocabulary)).lower()

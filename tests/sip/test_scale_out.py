@@ -37,6 +37,7 @@ from tests.sip.calls import (
     after,
     answered_within,
     caller_speech,
+    heard_text,
     place_calls,
     said_at,
     said_in_order,
@@ -53,7 +54,6 @@ from tests.sip.cluster import (
 )
 from tests.sip.edge import MISSING, Edge, running_edge, wait_for_workers
 from tests.sip.sipp import Caller
-from tests.sip.test_sip_calls import heard_text
 from tests.voice.browser import Line
 from voice_agent.audit import generate_key_file
 from voice_agent.dialogue import speech, templates

@@ -21,6 +21,7 @@ from tests.conftest import Sandbox
 from tests.sip.calls import (
     answered_within,
     caller_speech,
+    heard_text,
     place_calls,
     said_in_order,
 )
@@ -28,7 +29,6 @@ from tests.sip.conftest import SipAgent
 from tests.sip.edge import MISSING, Edge
 from tests.sip.sipp import Caller
 from tests.voice.browser import Line
-from tests.voice.scripted import hear
 from voice_agent.audit import Keyring
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.handoff import to_e164
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
-
-
-async def heard_text(whisper: WhisperModel, pcm: bytes, vocabulary: Vocabulary) -> str:
-    return (await asyncio.to_thread(hear, whisper, pcm, vocabulary)).lower()
 
 
 def escalations(sip_agent: SipAgent) -> EscalationStore:
