@@ -60,12 +60,13 @@ class Account:
 
     def code(self) -> str:
         """A TOTP code for a step the account has not used yet (the server accepts each once, one step
-        either side of now)."""
+        either side of now). Never the step before now: by the time the browser submits it, the clock
+        may have moved on and left it outside the window, as a person's phone never would."""
         assert self.secret is not None
         totp = pyotp.TOTP(self.secret)
         while True:
             current = totp.timecode(datetime.now(UTC))
-            step = max(current - 1, self.last_step + 1)
+            step = max(current, self.last_step + 1)
             if step <= current + 1:
                 self.last_step = step
                 return totp.generate_otp(step)
