@@ -97,17 +97,9 @@ def accounts(server: VoiceServer) -> dict[str, Account]:
         ("compliance", "compliance"),
         ("admin", "admin"),
     ]:
-        done = subprocess.run(
-            [VOICE_AGENT, "staff", "add-user", name, "--role", role, "--password-stdin"],
-            input=PASSWORD + "\n",
-            env=server.env,
-            cwd=server.product / "cwd",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        run_voice_agent(
+            server, ["staff", "add-user", name, "--role", role, "--password-stdin"], [PASSWORD], timeout=60
         )
-        assert done.returncode == 0, done.stderr[-2000:]
         made[name] = Account(name, role)
     return made
 
@@ -165,20 +157,30 @@ def sign_in(page: Page, server: VoiceServer, account: Account) -> None:
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
-def chat(server: VoiceServer, caller_id: str, lines: list[str]) -> subprocess.CompletedProcess[str]:
-    """A ``voice-agent chat`` call against the same database and FHIR sandbox as the server."""
+def run_voice_agent(
+    server: VoiceServer, args: list[str], lines: list[str], *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """The ``voice-agent`` command against the same database and FHIR sandbox as the server, with
+    ``lines`` typed on its standard input; it must succeed."""
     done = subprocess.run(
-        [VOICE_AGENT, "chat", "--caller-id", caller_id, "--understanding", "rules"],
+        [VOICE_AGENT, *args],
         input="\n".join(lines) + "\n",
         env=server.env,
         cwd=server.product / "cwd",
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def chat(server: VoiceServer, caller_id: str, lines: list[str]) -> subprocess.CompletedProcess[str]:
+    """A ``voice-agent chat`` call."""
+    return run_voice_agent(
+        server, ["chat", "--caller-id", caller_id, "--understanding", "rules"], lines, timeout=120
+    )
 
 
 def emergency_call(server: VoiceServer, caller_id: str, given: str, family: str, born: date) -> None:

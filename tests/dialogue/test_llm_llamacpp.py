@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.voice.conftest import terminate
 from voice_agent.dialogue.understanding.base import (
     DirectoryEntry,
     Expectation,
@@ -192,12 +193,7 @@ def llama_server() -> Iterator[str]:
             time.sleep(0.25)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout=15)
 
 
 async def test_llama_cpp_server_falls_back_to_json_object(llama_server: str) -> None:

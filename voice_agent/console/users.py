@@ -298,16 +298,7 @@ class StaffStore:
         if row is None:
             self._verify(self._dummy_hash, password)
             with self._trail.transaction() as (_conn, append):
-                append(
-                    AuditEvent(
-                        time=self._clock(),
-                        actor=self._service,
-                        purpose=AuditPurpose.STAFF_CONSOLE,
-                        action=AuditAction.STAFF_LOGIN,
-                        outcome="denied",
-                        error="UnknownUser",
-                    )
-                )
+                append(self._login_event(self._service, "denied", "UnknownUser"))
             return LoginCheck(None, "UnknownUser")
         user = user_from_row(row)
         refused = self._refusal(user)
@@ -456,7 +447,7 @@ class StaffStore:
 
     def _deny(self, user: StaffUser, reason: str) -> LoginCheck:
         with self._trail.transaction() as (_conn, append):
-            append(self._login_event(user.username, "denied", reason))
+            append(self._login_event(Actor(kind="staff", id=user.username), "denied", reason))
         return LoginCheck(user, reason)
 
     def _fail(self, user: StaffUser, reason: str) -> LoginCheck:
@@ -475,7 +466,7 @@ class StaffStore:
                     locked_until=to_db_time(now + self._lockout) if lock else None,
                 )
             )
-            append(self._login_event(user.username, "denied", reason))
+            append(self._login_event(Actor(kind="staff", id=user.username), "denied", reason))
             if lock:
                 append(
                     self._event(
@@ -495,13 +486,13 @@ class StaffStore:
                 .where(staff_users_table.c.username == user.username)
                 .values(failed_logins=0, locked_until=None, **values)
             )
-            append(self._login_event(user.username, "success", None))
+            append(self._login_event(Actor(kind="staff", id=user.username), "success", None))
         return LoginCheck(user)
 
-    def _login_event(self, username: str, outcome: AuditOutcome, reason: str | None) -> AuditEvent:
+    def _login_event(self, actor: Actor, outcome: AuditOutcome, reason: str | None) -> AuditEvent:
         return AuditEvent(
             time=self._clock(),
-            actor=Actor(kind="staff", id=username),
+            actor=actor,
             purpose=AuditPurpose.STAFF_CONSOLE,
             action=AuditAction.STAFF_LOGIN,
             outcome=outcome,
