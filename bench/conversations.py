@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conversations.conftest import booked
 from tests.conversations.simulator import CallerSimulator, Persona
-from voice_agent.audit import generate_key_file
 from voice_agent.channels.text import run_call
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding import Understanding, UnderstandingContext, Understood
@@ -152,13 +151,9 @@ def report(mode: str, outcome: dict[str, Any]) -> None:
     )
 
 
-async def main(modes: list[str]) -> None:
-    with private_sandbox() as sandbox, tempfile.TemporaryDirectory() as home:
-        key = Path(home) / "audit.key"
-        generate_key_file(key)
-        settings = sandbox.settings.model_copy(
-            update={"audit_database_url": f"sqlite:///{Path(home) / 'audit.db'}", "audit_key_file": key}
-        )
+async def main(modes: list[str], now: datetime | None) -> None:
+    with private_sandbox(now=now) as sandbox, tempfile.TemporaryDirectory() as home:
+        settings = sandbox.agent_settings(Path(home))
         async with runtime(settings) as agent:
             for mode in modes:
                 understanding = build_understanding(mode, settings, RulesUnderstanding())  # type: ignore[arg-type]
@@ -178,4 +173,12 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--modes", default="rules,hybrid")
-    asyncio.run(main(parser.parse_args().modes.split(",")))
+    parser.add_argument(
+        "--now",
+        type=datetime.fromisoformat,
+        default=None,
+        help="run on another date: the clinic seeded as of it and the agent's clock started there "
+        "(e.g. 2026-12-31T16:30)",
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.modes.split(","), args.now))

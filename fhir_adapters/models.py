@@ -52,6 +52,8 @@ class PractitionerSchedule:
     practitioner: str  # display name from Schedule.actor, e.g. "Dr. Amara Okafor"
     practitioner_reference: str | None
     visit_types: tuple[VisitType, ...]
+    #: The end of the Schedule's ``planningHorizon``: slots are published up to here (None: not said).
+    planned_until: datetime | None = None
 
 
 @dataclass(frozen=True)

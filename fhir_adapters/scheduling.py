@@ -13,7 +13,7 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -100,6 +100,15 @@ def _visit_types(concepts: Sequence[Any] | None) -> tuple[VisitType, ...]:
     return tuple(v for v in (_visit_type(c) for c in concepts or []) if v is not None)
 
 
+def _period_end(period: Any, zone: ZoneInfo) -> datetime | None:
+    """A Period's end; a bare date (no offset) is midnight on the clinic's clock."""
+    end = getattr(period, "end", None) if period is not None else None
+    moment: datetime | None = end.datetime if end is not None else None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
 def _ref_id(reference: str | None, resource_type: str) -> str | None:
     if reference and reference.startswith(f"{resource_type}/"):
         return reference.split("/", 1)[1].split("/_history", 1)[0]
@@ -118,8 +127,10 @@ class Scheduling:
         horizon_days: int = 60,
         directory_ttl: float = 300.0,
         schedule_ids: Sequence[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._gateway = gateway
+        self._clock = clock or (lambda: datetime.now(zone))
         self._only = tuple(schedule_ids or ())
         self._zone = zone
         self._horizon = timedelta(days=horizon_days)
@@ -139,7 +150,7 @@ class Scheduling:
             schedules = await self._gateway.search(
                 "Schedule",
                 criteria,
-                elements=("actor", "serviceType", "active"),
+                elements=("actor", "serviceType", "active", "planningHorizon"),
                 count=200,
                 purpose=Purpose.LEARN_CLINIC,
             )
@@ -154,6 +165,7 @@ class Scheduling:
                         practitioner=actor.display,
                         practitioner_reference=actor.reference,
                         visit_types=_visit_types(schedule.serviceType),
+                        planned_until=_period_end(schedule.planningHorizon, self._zone),
                     )
                 )
             self._directory = ClinicDirectory(tuple(sorted(found, key=lambda s: s.practitioner)))
@@ -226,7 +238,7 @@ class Scheduling:
     async def upcoming_appointments(
         self, patient: PatientRef, *, now: datetime | None = None
     ) -> list[AppointmentInfo]:
-        now = now or datetime.now(self._zone)
+        now = now or self._clock()
         found = await self._gateway.search(
             "Appointment",
             [("patient", patient.reference), ("status", "booked"), ("date", f"ge{now.isoformat()}")],
@@ -240,6 +252,21 @@ class Scheduling:
             (self._appointment_info(a) for a in mine), key=lambda a: (a.start or now, a.appointment_id)
         )
 
+    async def bookable_until(
+        self, *, schedule_ids: Sequence[str] | None = None, visit_type: VisitType | None = None
+    ) -> datetime:
+        """How far ahead a caller can book: the booking horizon, or sooner where every calendar that
+        could serve the request publishes its slots only up to an earlier end (``planningHorizon``)."""
+        directory = await self.directory()
+        limit = self._clock() + self._horizon
+        schedules = [s for s in directory.schedules if schedule_ids is None or s.schedule_id in schedule_ids]
+        if visit_type is not None:
+            schedules = [s for s in schedules if any(v.code == visit_type.code for v in s.visit_types)]
+        ends = [s.planned_until for s in schedules]
+        if schedules and all(end is not None for end in ends):
+            limit = min(limit, max(end for end in ends if end is not None))
+        return limit
+
     async def find_free_slots(
         self,
         *,
@@ -252,7 +279,7 @@ class Scheduling:
     ) -> list[SlotOffer]:
         """Free slots, soonest first, at most ``limit``. Only slots of the clinic's active schedules."""
         directory = await self.directory()
-        now = datetime.now(self._zone)
+        now = self._clock()
         start = max(start or now, now)
         end = min(end or now + self._horizon, now + self._horizon)
         schedules = [s for s in directory.schedules if schedule_ids is None or s.schedule_id in schedule_ids]
@@ -323,7 +350,7 @@ class Scheduling:
         slot = current.resource
         schedule_id = _ref_id(slot.schedule.reference, "Schedule")
         schedule = directory.schedule(schedule_id) if schedule_id else None
-        if slot.status != "free" or schedule is None or slot.start.datetime <= datetime.now(self._zone):
+        if slot.status != "free" or schedule is None or slot.start.datetime <= self._clock():
             raise SlotUnavailable(resource_type="Slot")
         offered = _visit_types(slot.serviceType) or schedule.visit_types
         if visit_type is not None and all(v.code != visit_type.code for v in offered):

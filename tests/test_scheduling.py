@@ -150,7 +150,7 @@ async def test_the_calling_number_is_checked_without_loading_it(
 
 async def test_upcoming_appointments_match_the_record(sandbox: Sandbox, scheduling: Scheduling) -> None:
     """Against what FHIR holds now (other tests book and cancel), read outside the gateway."""
-    now = datetime.now(sandbox.settings.zone)
+    now = sandbox.clock()
     for person in sandbox.clinic.patients_tagged("with-appointments"):
         ref = PatientRef(person.id)
         listed = await scheduling.upcoming_appointments(ref)
@@ -171,7 +171,7 @@ async def test_past_appointments_and_other_patients_are_not_listed(
 ) -> None:
     past = sandbox.clinic.patient("past-appointment")
     listed = await scheduling.upcoming_appointments(PatientRef(past.id))
-    assert all(a.start and a.start > datetime.now(sandbox.settings.zone) for a in listed)
+    assert all(a.start and a.start > sandbox.clock() for a in listed)
     # someone with nothing booked right now (other tests book for some of them), read outside the gateway
     nobody = next(
         p
@@ -185,7 +185,7 @@ async def test_free_slots_come_soonest_first_and_bounded(sandbox: Sandbox, sched
     offers = await scheduling.find_free_slots(limit=3)
     assert len(offers) == 3
     assert [o.start for o in offers] == sorted(o.start for o in offers)
-    assert offers[0].start > datetime.now(sandbox.settings.zone)
+    assert offers[0].start > sandbox.clock()
     for offer in offers:
         assert slot_status(sandbox, offer.slot_id) == "free"
 
@@ -211,7 +211,7 @@ async def test_free_slots_by_practitioner_visit_type_and_time_of_day(
     late = await scheduling.find_free_slots(time_of_day=TimeOfDay(not_before=time(16, 0)), limit=3)
     assert late and all(o.start.astimezone(zone).time() >= time(16, 0) for o in late)
 
-    next_week = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=7)
+    next_week = sandbox.clock().replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=7)
     window = await scheduling.find_free_slots(start=next_week, end=next_week + timedelta(days=1), limit=50)
     assert all(next_week <= o.start < next_week + timedelta(days=1) for o in window)
 
@@ -323,7 +323,7 @@ async def test_nobody_can_cancel_another_patients_appointment(
     sandbox: Sandbox, scheduling: Scheduling
 ) -> None:
     owner = sandbox.clinic.patient("with-appointments")
-    now = datetime.now(sandbox.settings.zone)
+    now = sandbox.clock()
     current = fhir_state(sandbox, f"Appointment?patient=Patient/{owner.id}&status=booked&_count=100")
     theirs = next(  # still booked now: other tests cancel some of the generated ones
         a
@@ -379,8 +379,7 @@ async def test_free_slot_search_misses_nothing_and_keeps_order(
     sandbox: Sandbox, scheduling: Scheduling
 ) -> None:
     """Windowed search against ground truth: every free slot of the next ten days, in order."""
-    zone = sandbox.settings.zone
-    now = datetime.now(zone)
+    now = sandbox.clock()
     until = now + timedelta(days=10)
     with sandbox.raw() as raw:
         truth = []

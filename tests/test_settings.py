@@ -100,3 +100,21 @@ def test_voice_defaults_follow_the_issue() -> None:
     assert settings.stt_beam_size >= 1 and settings.stt_threads >= 1
     assert settings.stt_model_path is None and settings.tts_voice_path is None  # the pinned PyPI models
     assert settings.metrics_enabled and settings.max_concurrent_calls >= 8
+
+
+def test_moving_the_agents_clock_is_for_the_sandbox_only_and_loud(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timedelta
+
+    from voice_agent import wiring
+    from voice_agent.settings import InsecureSettingWarning
+
+    monkeypatch.delenv("VOICE_AGENT_CLOCK_START", raising=False)
+    assert abs(wiring.clock(Settings())() - datetime.now(Settings().zone)) < timedelta(seconds=5)
+    monkeypatch.setenv("VOICE_AGENT_CLOCK_START", "2028-02-29T10:00")
+    with pytest.warns(InsecureSettingWarning, match="believes it is 2028-02-29 10:00"):
+        moved = Settings()
+    now = wiring.clock(moved)()
+    assert (now.date(), now.hour, now.tzinfo) == (datetime(2028, 2, 29).date(), 10, moved.zone)
+    monkeypatch.setenv("VOICE_AGENT_FHIR_BASE_URL", "https://fhir.clinic.internal/fhir")
+    with pytest.raises(ValidationError, match="development sandbox only"):
+        Settings()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 
@@ -38,6 +39,8 @@ class Runtime:
     keyring: Keyring
     #: This worker's heartbeat and its calls' rows beside the shared trail.
     worker: WorkerLedger
+    #: The agent's "now" for everything about dates (not audit or session timing): ``wiring.clock``.
+    clock: Callable[[], datetime]
 
 
 @contextlib.asynccontextmanager
@@ -59,17 +62,19 @@ async def runtime(
             heartbeat = asyncio.get_running_loop().create_task(
                 keep_alive(worker, auditor.actor), name="worker-heartbeat"
             )
+            now = wiring.clock(settings)
             try:
                 yield Runtime(
                     settings,
                     trail,
                     auditor,
                     fhir,
-                    wiring.scheduling(settings, fhir),
+                    wiring.scheduling(settings, fhir, now=now),
                     sessions,
                     escalations,
                     keyring,
                     worker,
+                    now,
                 )
             finally:
                 await sessions.shutdown()

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import warnings
+from datetime import datetime
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -84,6 +85,10 @@ class Settings(BaseSettings):
     clinic_schedule_ids: tuple[str, ...] = ()
     #: Look-ahead window for free slots and upcoming appointments.
     booking_horizon_days: Annotated[int, Field(ge=1, le=365)] = 60
+    #: Development sandbox only: the agent's clock reads this local time at start-up and runs on from
+    #: there, to try the product on another date (a month end, a leap day, a DST change). Refused for a
+    #: clinic's FHIR server; audit and session times always use the real clock.
+    clock_start: datetime | None = None
 
     # --- sessions ---
     session_idle_timeout_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
@@ -344,6 +349,18 @@ class Settings(BaseSettings):
             )
         elif (self.fhir_client_cert is None) != (self.fhir_client_key is None):
             raise ValueError("set both fhir_client_cert and fhir_client_key, or neither (dev defaults)")
+        if self.clock_start is not None:
+            if not self.uses_dev_sandbox:
+                raise ValueError(
+                    "clock_start moves the agent's date: it is for the development sandbox only "
+                    "(unset VOICE_AGENT_CLOCK_START)"
+                )
+            warnings.warn(
+                f"VOICE_AGENT_CLOCK_START is set: the agent believes it is "
+                f"{self.clock_start:%Y-%m-%d %H:%M}. Development only.",
+                InsecureSettingWarning,
+                stacklevel=2,
+            )
         return self
 
     def _sip_is_safe(self) -> None:

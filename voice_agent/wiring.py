@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import httpx
 
 from fhir_adapters import AccessRecorder, FhirGateway, Scheduling, TransportConfig
+from voice_agent.clock import clock_for
 from voice_agent.settings import Settings
 
 
@@ -33,10 +37,18 @@ def gateway(
     )
 
 
-def scheduling(settings: Settings, fhir: FhirGateway) -> Scheduling:
+def clock(settings: Settings) -> Callable[[], datetime]:
+    """The agent's "now" (the development sandbox may start it elsewhere: ``clock_start``)."""
+    return clock_for(settings.zone, settings.clock_start)
+
+
+def scheduling(
+    settings: Settings, fhir: FhirGateway, *, now: Callable[[], datetime] | None = None
+) -> Scheduling:
     return Scheduling(
         fhir,
         zone=settings.zone,
         horizon_days=settings.booking_horizon_days,
         schedule_ids=settings.clinic_schedule_ids or None,
+        clock=now or clock(settings),
     )

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.conversations.simulator import CallerSimulator, Persona
-from voice_agent.audit import generate_key_file
 from voice_agent.channels.text import run_call
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding import Understanding
@@ -43,16 +42,7 @@ class Transcript:
 
 @pytest.fixture(scope="session")
 async def agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
-    home = tmp_path_factory.mktemp("agent")
-    key = home / "audit.key"
-    generate_key_file(key)
-    settings = sandbox.settings.model_copy(
-        update={
-            "audit_database_url": f"sqlite:///{home / 'audit.db'}",
-            "audit_key_file": key,
-            "clinic_name": "Maple Street Clinic",
-        }
-    )
+    settings = sandbox.agent_settings(tmp_path_factory.mktemp("agent"), clinic_name="Maple Street Clinic")
     async with runtime(settings) as running:
         yield running
 
@@ -96,7 +86,11 @@ def check_invariants(
 
 @pytest.fixture(scope="session")
 def converse(agent: Runtime, understanding: Understanding, sandbox: Sandbox) -> Converse:
-    backend = understanding
+    return conversation_runner(agent, understanding, sandbox)
+
+
+def conversation_runner(agent: Runtime, backend: Understanding, sandbox: Sandbox) -> Converse:
+    """Holds one simulated conversation with ``agent`` and checks the invariants on ``sandbox``."""
 
     async def _converse(persona: Persona, *, caller_number: str | None = None) -> Transcript:
         simulator = CallerSimulator(persona)

@@ -72,7 +72,7 @@ async def test_booking(
     assert len(new) == 1, transcript.text()
     appointment = after[new.pop()]
     start = datetime.fromisoformat(appointment["start"]).astimezone(sandbox.settings.zone)
-    assert start > datetime.now(sandbox.settings.zone)
+    assert start > sandbox.clock()
     spoken = confirmed_start(transcript)
     assert spoken in (start.strftime("%-I %p"), start.strftime("%-I:%M %p"), "noon"), transcript.text()
     slot_id = appointment["slot"][0]["reference"].split("/")[1]
@@ -96,11 +96,7 @@ async def test_cancel(sandbox: Sandbox, converse: Converse, pick: int) -> None:
     caller = sandbox.clinic.patients_tagged("with-appointments")[pick]
     before = booked(sandbox, caller.id)
     upcoming = sorted(
-        (
-            a
-            for a in before.values()
-            if datetime.fromisoformat(a["start"]) > datetime.now(sandbox.settings.zone)
-        ),
+        (a for a in before.values() if datetime.fromisoformat(a["start"]) > sandbox.clock()),
         key=lambda a: a["start"],
     )
     assert upcoming
@@ -138,7 +134,7 @@ async def test_reschedule(sandbox: Sandbox, converse: Converse) -> None:
 
 def upcoming_in_order(sandbox: Sandbox, patient_id: str) -> list[dict[str, Any]]:
     """Booked and still to come, soonest first: the order the agent reads them in."""
-    now = datetime.now(sandbox.settings.zone)
+    now = sandbox.clock()
     return sorted(
         (a for a in booked(sandbox, patient_id).values() if datetime.fromisoformat(a["start"]) > now),
         key=lambda a: (datetime.fromisoformat(a["start"]), a["id"]),
@@ -184,9 +180,7 @@ async def test_past_appointments_are_not_offered_for_cancellation(
     before = booked(sandbox, caller.id)
     transcript = await converse(persona(caller, "cancel my appointment"))
     assert booked(sandbox, caller.id) == before or len(booked(sandbox, caller.id)) == len(before) - 1
-    past = [
-        a for a in before.values() if datetime.fromisoformat(a["start"]) < datetime.now(sandbox.settings.zone)
-    ]
+    past = [a for a in before.values() if datetime.fromisoformat(a["start"]) < sandbox.clock()]
     for appointment in past:
         assert status_of(sandbox, appointment["id"]) == "booked", transcript.text()
 

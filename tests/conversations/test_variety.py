@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -10,25 +10,40 @@ from tests.conftest import Sandbox
 from tests.conversations.conftest import Converse, booked
 from tests.conversations.test_tasks import persona
 
-# (pool index, opening, preference, check on the booked start in the clinic's zone)
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+# (pool index, opening, preference, check on the booked start in the clinic's zone and the agent's today)
 PHRASINGS = [
-    (8, "hi, I'd like to schedule an appointment", "any time after 3", lambda s: s.time() >= time(15, 0)),
-    (9, "I need to see a doctor", "morning", lambda s: s.time() < time(12, 0)),
-    (10, "can you book me in", "with doctor park", lambda s: True),
-    (11, "I'd like to make an appointment with Dr. Okafor", "first available", lambda s: True),
-    (12, "book a telehealth visit", "first available", lambda s: True),
+    (
+        8,
+        "hi, I'd like to schedule an appointment",
+        "any time after 3",
+        lambda s, today: s.time() >= time(15, 0),
+    ),
+    (9, "I need to see a doctor", "morning", lambda s, today: s.time() < time(12, 0)),
+    (10, "can you book me in", "with doctor park", lambda s, today: True),
+    (11, "I'd like to make an appointment with Dr. Okafor", "first available", lambda s, today: True),
+    (12, "book a telehealth visit", "first available", lambda s, today: True),
     (
         13,
         "um, yeah, I need an appointment",
         "next week",
-        lambda s: s.isocalendar()[1] != datetime.now(s.tzinfo).isocalendar()[1],
+        lambda s, today: _monday(s.date()) == _monday(today) + timedelta(days=7),
     ),
-    (14, "I want a flu shot", "first available", lambda s: True),
-    (15, "new patient visit please", "in the afternoon", lambda s: time(12, 0) <= s.time() < time(17, 0)),
-    (16, "schedule a checkup", "before 10", lambda s: s.time() < time(10, 0)),
-    (17, "I'd like to come in", "Friday", lambda s: s.weekday() == 4),
-    (18, "appointment please", "with Dr. Hernandez in the morning", lambda s: s.time() < time(12, 0)),
-    (19, "I'd like to book a follow-up visit", "late afternoon", lambda s: s.time() >= time(15, 0)),
+    (14, "I want a flu shot", "first available", lambda s, today: True),
+    (
+        15,
+        "new patient visit please",
+        "in the afternoon",
+        lambda s, today: time(12, 0) <= s.time() < time(17, 0),
+    ),
+    (16, "schedule a checkup", "before 10", lambda s, today: s.time() < time(10, 0)),
+    (17, "I'd like to come in", "Friday", lambda s, today: s.weekday() == 4),
+    (18, "appointment please", "with Dr. Hernandez in the morning", lambda s, today: s.time() < time(12, 0)),
+    (19, "I'd like to book a follow-up visit", "late afternoon", lambda s, today: s.time() >= time(15, 0)),
 ]
 
 
@@ -43,7 +58,7 @@ async def test_phrasings(
     after = booked(sandbox, caller.id)
     (new,) = set(after) - set(before)
     start = datetime.fromisoformat(after[new]["start"]).astimezone(sandbox.settings.zone)
-    assert callable(check) and check(start), transcript.text()
+    assert callable(check) and check(start, sandbox.clock().date()), transcript.text()
 
 
 @pytest.mark.parametrize("date_style", ["long", "numeric", "ordinal", "keypad", "sentence"])

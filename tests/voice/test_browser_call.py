@@ -111,7 +111,7 @@ def appointments_of(sandbox: Sandbox, patient_id: str) -> list[dict[str, Any]]:
 
 def upcoming(sandbox: Sandbox, patient_id: str) -> list[dict[str, Any]]:
     """Booked and in the future, in the order the agent lists them (start, then id)."""
-    now = datetime.now(sandbox.settings.zone)
+    now = sandbox.clock()
     return sorted(
         (
             a

@@ -22,6 +22,7 @@ def conversations(agent: Runtime) -> partial[Conversation]:
         "scheduling": agent.scheduling,
         "escalations": StoreHandoff(agent.escalations),
         "zone": settings.zone,
+        "clock": agent.clock,
         "clinic_name": settings.clinic_name,
         "on_guardrail": audit_guardrail,
         "practitioner_aliases": dict(settings.practitioner_aliases),

@@ -157,6 +157,9 @@ class Preferences:
     def merge(self, slots: Slots) -> bool:
         """Fold in what the caller just said; True if anything changed."""
         changed = False
+        if slots.soonest:  # the first available: what was said before about days and times no longer holds
+            self.date_from = self.date_to = self.not_before = self.not_after = self.after = None
+            changed = True
         if slots.date_from is not None or slots.date_to is not None:
             self.date_from, self.date_to, self.after, changed = slots.date_from, slots.date_to, None, True
         if slots.time_not_before is not None or slots.time_not_after is not None:
@@ -495,6 +498,9 @@ class Conversation:
         return await self._offer()
 
     async def _on_relax(self, u: Understood) -> Reply:
+        if u.slots.soonest and u.slots.practitioner is None:
+            # "The first available time." answers "Would you like the first available time instead?"
+            self.prefs = Preferences(visit_type=self.prefs.visit_type)
         if self.prefs.merge(u.slots):
             return await self._offer()
         if u.intent is Intent.AFFIRM:
@@ -529,6 +535,18 @@ class Conversation:
         if self.target is not None:
             offers = [o for o in offers if o.slot_id not in self.target.slot_ids]
         if not offers:
+            if self.prefs.date_from is not None:
+                limit = await self.scheduling.bookable_until(
+                    schedule_ids=[self.prefs.schedule_id] if self.prefs.schedule_id else None,
+                    visit_type=visit,
+                )
+                last_day = (limit - timedelta(microseconds=1)).astimezone(zone).date()
+                if self.prefs.date_from > last_day:  # not "nothing free": the calendar is not open yet
+                    self.state = State.RELAX
+                    beyond = templates.BEYOND_HORIZON.format(
+                        day=speech.day(last_day, today=today), window=self._describe_window()
+                    )
+                    return self._say(_join(prefix, beyond))
             if self.prefs.any():
                 self.state = State.RELAX
                 return self._say(_join(prefix, templates.NO_SLOTS.format(window=self._describe_window())))
@@ -760,7 +778,7 @@ class Conversation:
             parts.append(f"with {s.practitioner}")
         if self.prefs.date_from is not None:
             if self.prefs.date_to in (None, self.prefs.date_from):
-                parts.append(f"on {speech.day(self.prefs.date_from, today=today)}")
+                parts.append(speech.on_day(self.prefs.date_from, today=today))
             else:
                 assert self.prefs.date_to is not None
                 parts.append(

@@ -28,20 +28,33 @@ def clock(moment: datetime) -> str:
 
 
 def day(moment: datetime | date, *, today: date) -> str:
-    """ "today", "tomorrow", "Tuesday the 9th", or "Tuesday, January 6th" beyond this month's reach."""
+    """ "today", "tomorrow", "Tuesday the 9th" in this month, else "Friday, January 1st": a bare "the 1st"
+    said on December 30th would leave the caller to work out which month."""
     when = moment.date() if isinstance(moment, datetime) else moment
     if when == today:
         return "today"
     if (when - today).days == 1:
         return "tomorrow"
-    if (when - today).days < 25:
+    if (when.year, when.month) == (today.year, today.month):
         return f"{when:%A} the {ordinal(when.day)}"
     return f"{when:%A}, {when:%B} {ordinal(when.day)}"
+
+
+def on_day(moment: datetime | date, *, today: date) -> str:
+    """ "on Tuesday the 9th", but "today" and "tomorrow" without the "on"."""
+    spoken = day(moment, today=today)
+    return spoken if spoken in ("today", "tomorrow") else f"on {spoken}"
 
 
 def when(moment: datetime, zone: ZoneInfo, *, today: date) -> str:
     local = moment.astimezone(zone)
     return f"{day(local, today=today)} at {clock(local)}"
+
+
+def on_when(moment: datetime, zone: ZoneInfo, *, today: date) -> str:
+    """ "on Tuesday the 9th at 10 AM", "tomorrow at 9 AM"."""
+    local = moment.astimezone(zone)
+    return f"{on_day(local, today=today)} at {clock(local)}"
 
 
 def visit(visit_type: VisitType | None) -> str:
@@ -61,13 +74,13 @@ def offers(slots: Sequence[SlotOffer], zone: ZoneInfo, *, today: date) -> str:
     doctors = {s.practitioner for s in slots}
     if len(doctors) == 1 and len(days) == 1:
         times = choices([clock(d) for d in locals_])
-        return f"with {slots[0].practitioner} on {day(locals_[0], today=today)}: {times}"
+        return f"with {slots[0].practitioner} {on_day(locals_[0], today=today)}: {times}"
     if len(doctors) == 1:
         return f"with {slots[0].practitioner}: {choices([when(s.start, zone, today=today) for s in slots])}"
     if len(days) == 1:
         spoken = [f"{s.practitioner} at {clock(d)}" for s, d in zip(slots, locals_, strict=True)]
-        return f"on {day(locals_[0], today=today)}: {choices(spoken)}"
-    return choices([f"{s.practitioner} on {when(s.start, zone, today=today)}" for s in slots])
+        return f"{on_day(locals_[0], today=today)}: {choices(spoken)}"
+    return choices([f"{s.practitioner} {on_when(s.start, zone, today=today)}" for s in slots])
 
 
 def article(noun: str) -> str:
@@ -80,7 +93,7 @@ def appointment(info: AppointmentInfo, zone: ZoneInfo, *, today: date) -> str:
     if info.practitioner:
         parts.append(f"with {info.practitioner}")
     if info.start is not None:
-        parts.append(f"on {when(info.start, zone, today=today)}")
+        parts.append(on_when(info.start, zone, today=today))
     return " ".join(parts)
 
 

@@ -39,6 +39,10 @@ ASK_PREFERENCE = "Do you have a preferred day, time, or doctor? Or I can find th
 OFFER_SLOTS = "I have openings {options}. Which would you like?"
 OFFER_ONE_SLOT = "The first time I have is {option}. Would you like that?"
 NO_SLOTS = "I'm sorry, I don't have anything free {window}. Would you like the first available time instead?"
+BEYOND_HORIZON = (
+    "I'm sorry, I can only book as far ahead as {day}, so I can't offer anything {window} yet. "
+    "Would you like the first available time instead?"
+)
 NO_SLOTS_AT_ALL = (
     "I'm sorry, I don't see any open times in the next few weeks. "
     "I can have someone from the front desk call you back. Would you like that?"

@@ -14,9 +14,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from voice_agent.dialogue.handoff import to_e164
 from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining
@@ -62,7 +60,6 @@ class SipIngress:
         self._settings: Settings = engine.agent.settings
         self._calls = calls
         self._hours = OpeningHours.parse(self._settings.front_desk_hours)
-        self._zone = ZoneInfo(self._settings.clinic_timezone)
         self._runtime: Runtime | None = None
         self._agent: UserAgent | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -131,7 +128,9 @@ class SipIngress:
             self._runtime = None
 
     def front_desk_open(self) -> bool:
-        return self._settings.front_desk_sip_uri is not None and self._hours.is_open(datetime.now(self._zone))
+        return self._settings.front_desk_sip_uri is not None and self._hours.is_open(
+            self._engine.agent.clock()
+        )
 
     # ------------------------------------------------------------------ calls
 

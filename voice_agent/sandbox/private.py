@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from voice_agent.audit import generate_key_file
+from voice_agent.clock import clock_for
 from voice_agent.sandbox.certs import DevCerts
 from voice_agent.sandbox.clinic import SyntheticClinic, build_clinic
 from voice_agent.sandbox.seed import seeder_client
@@ -43,6 +45,8 @@ class Sandbox:
     access_log: Path
     pid: int
     clinic: SyntheticClinic
+    #: The agent's "now" on this sandbox (moved with the clinic when started with ``now``).
+    clock: Callable[[], datetime]
 
     def run(
         self, *args: str, check: bool = True, extra_env: dict[str, str] | None = None
@@ -55,6 +59,13 @@ class Sandbox:
             timeout=180,
             check=check,
         )
+
+    def agent_settings(self, home: Path, **update: object) -> Settings:
+        """This sandbox's settings with an audit trail of its own in ``home`` (a new key, SQLite)."""
+        key = home / "audit.key"
+        generate_key_file(key)
+        audit = {"audit_database_url": f"sqlite:///{home / 'audit.db'}", "audit_key_file": key}
+        return self.settings.model_copy(update={**audit, **update})
 
     def log_position(self) -> int:
         return self.access_log.stat().st_size
@@ -85,8 +96,16 @@ def _stop(pid: int) -> None:
 
 @contextlib.contextmanager
 def private_sandbox(
-    dev_dir: Path | None = None, *, seed: int = 7, zone: str = "America/New_York", today: date | None = None
+    dev_dir: Path | None = None,
+    *,
+    seed: int = 7,
+    zone: str = "America/New_York",
+    today: date | None = None,
+    now: datetime | None = None,
 ) -> Iterator[Sandbox]:
+    """``now`` puts the clinic and the agent on another date together: the clinic is seeded as of that
+    day and the agent's clock starts there (``clock_start``), in this process's settings and in every
+    ``voice-agent`` the sandbox's ``env`` starts. ``today`` moves the clinic's date only."""
     with contextlib.ExitStack() as stack:
         if dev_dir is None:
             dev_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voice-agent-dev-")))
@@ -97,8 +116,10 @@ def private_sandbox(
             "VOICE_AGENT_FHIR_BASE_URL": f"https://127.0.0.1:{port}/fhir",
             "VOICE_AGENT_CLINIC_TIMEZONE": zone,
         }
+        if now is not None:
+            overrides["VOICE_AGENT_CLOCK_START"] = now.isoformat()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOICE_AGENT_")} | overrides
-        day = today or datetime.now(ZoneInfo(zone)).date()
+        day = today or (now.date() if now is not None else datetime.now(ZoneInfo(zone)).date())
 
         def run(*args: str) -> str:
             done = subprocess.run([VOICE_AGENT, *args], env=env, capture_output=True, text=True, timeout=300)
@@ -115,6 +136,7 @@ def private_sandbox(
             sandbox_port=port,
             fhir_base_url=overrides["VOICE_AGENT_FHIR_BASE_URL"],
             clinic_timezone=zone,
+            clock_start=now,
         )
         yield Sandbox(
             settings=settings,
@@ -123,4 +145,5 @@ def private_sandbox(
             access_log=dev_dir / "fhir" / "access.log",
             pid=pid,
             clinic=build_clinic(seed=seed, today=day, timezone=zone),
+            clock=clock_for(ZoneInfo(zone), now),
         )

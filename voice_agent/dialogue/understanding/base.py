@@ -66,6 +66,9 @@ class Slots(BaseModel):
     visit_type: str | None = Field(default=None, max_length=60)  # a visit-type code from the context
     option: int | None = Field(default=None, ge=1, le=3)  # 1-based index into what was just offered
     phone: str | None = Field(default=None, max_length=20)  # digits only, for a callback number
+    #: "the first available", "whatever's soonest": the soonest time, with no day or time of day unless
+    #: one was said in the same words ("the first opening next week"); never a date.
+    soonest: bool | None = None
 
 
 class Understood(BaseModel):

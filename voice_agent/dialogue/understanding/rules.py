@@ -1024,6 +1024,8 @@ class _Found:
         }
         if self.phone is not None:
             out["phone"] = self.phone
+        if w.open_ended:
+            out["soonest"] = True
         if include_option and self.option.option is not None and not self.option.negated:
             out["option"] = self.option.option
         return {k: v for k, v in out.items() if v is not None}

@@ -414,9 +414,28 @@ _DAY_MONTH: Final = re.compile(
     rf"(?<![\d:.])\b(?:the )?(?P<d>\d{{1,2}}){_SUFFIX} (?P<of>of )?{_MONTH}\b(?:,? (?P<y>\d{{4}}))?"
 )
 _SLASH: Final = re.compile(r"(?<![\d/])\b(?P<m>\d{1,2})/(?P<d>\d{1,2})(?:/(?P<y>\d{4}|\d{2}))?\b(?![/\d])")
+# "the 1st one", "the 2nd available", "the 1st thing you have": an ordinal that picks among times (or
+# asks for the soonest), never a day of the month.
+_PICKS: Final = (
+    r"available|availability|open|opening|openings|one|ones|slot|slots|spot|spots|time|times|appointment"
+    r"|appointments|option|options|choice|possible|free|thing|things|offer|opportunity|chance|date|dates"
+)
 _DAY_OF_MONTH: Final = re.compile(
     r"\b(?:(?P<prep>on|for|by|before|after|until|till|from|starting|through|to|and) )?the "
     r"(?P<d>\d{1,2})(?P<suf>st|nd|rd|th)?\b(?![:.]\d| ?(?:am|pm|oclock|of|minutes?|hours?|days?|weeks?))"
+    rf"(?! (?:{_PICKS})\b)"
+)
+# A weekday and a day of the month together ("Friday the 1st", "Monday, the 3rd"): one date, both true.
+_WEEKDAY_THE_DAY: Final = re.compile(
+    r"\b(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday),? (?:the )?"
+    r"(?P<d>\d{1,2})(?:st|nd|rd|th)\b(?![:.]\d| ?(?:am|pm|oclock|of\b))"
+)
+# A weekday followed by the date it names ("Friday, January 1st", "Monday the 4th of January"): the
+# date is what the caller means; the weekday alone would be the coming one.
+_ANY_MONTH: Final = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + ")"
+_WEEKDAY_THEN_DATE: Final = re.compile(
+    r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?,? (?:the )?"
+    rf"(?:{_ANY_MONTH}\b|\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_ANY_MONTH}\b|\d{{1,2}}/\d{{1,2}}\b)"
 )
 _PREP_BEFORE: Final = re.compile(
     r"(?:^|\s)(?P<p>after|from|starting|starting on|beginning|since|not before|no earlier than|later than"
@@ -466,7 +485,14 @@ def _t(hour: int, minute: int = 0) -> time:
 _DAYPARTS: Final[tuple[tuple[re.Pattern[str], time | None, time | None, str | None], ...]] = tuple(
     (re.compile(pattern), nb, na, hint)
     for pattern, nb, na, hint in (
-        (r"\bearly (?:in the )?mornings?\b|\bfirst thing(?: in the morning)?\b", None, _t(10), "am"),
+        (
+            # the number words are digits by now: "first thing" reads "1st thing" ("1st thing you have"
+            # is the soonest, not the morning)
+            r"\bearly (?:in the )?mornings?\b|\b1st thing(?: in the morning\b|(?! (?:you|that|available)))",
+            None,
+            _t(10),
+            "am",
+        ),
         (r"\blate (?:in the )?mornings?\b", _t(10), _t(12), "am"),
         (r"\bearly (?:in the )?afternoons?\b", _t(12), _t(14), "pm"),
         (r"\blate (?:in the )?afternoons?\b", _t(15), _t(17), "pm"),
@@ -496,10 +522,12 @@ _DAYPARTS: Final[tuple[tuple[re.Pattern[str], time | None, time | None, str | No
     )
 )
 _OPEN: Final = re.compile(
-    r"\b(?:1st|next|earliest|soonest) (?:available|opening|open|slot|appointment|spot|possible|one)\b"
+    r"\b(?:1st|next|earliest|soonest) (?:available|availability|opening|open|slot|appointment|spot|possible"
+    r"|one|free|time|thing (?:you|that|available))\b"
     r"|\bsoonest\b|\bas soon as (?:possible|you can|i can|they can|we can)\b|\basap\b|\bearliest\b"
     r"|\bany ?time\b|\bwhenever\b|\bno preference\b|\bdoesnt matter\b|\bdont mind\b|\bany day\b"
-    r"|\bwhat ?ever(?:s| is)? (?:available|open|works|you have)\b|\bnot picky\b|\bflexible\b"
+    r"|\bwhat ?ever(?:s| is)? (?:available|open|works|you have|(?:comes )?1st|earliest|soonest|next)\b"
+    r"|\bnot picky\b|\bflexible\b"
 )
 
 
@@ -546,6 +574,16 @@ def _next_month_day(today: date, month: int, day: int, year: int | None) -> date
     for y in range(today.year, today.year + 5):
         candidate = _valid(y, month, day)
         if candidate is not None and candidate >= today:
+            return candidate
+    return None
+
+
+def _next_weekday_day(today: date, weekday: int, day: int) -> date | None:
+    """The next date (within about two years) that is both this weekday and this day of the month."""
+    for k in range(27):
+        y, m = _add_months(today, k)
+        candidate = _valid(y, m, day)
+        if candidate is not None and candidate >= today and candidate.weekday() == weekday:
             return candidate
     return None
 
@@ -608,7 +646,16 @@ def _parse_dates(text: str, today: date, *, ordinals_are_days: bool) -> tuple[da
             weekday_week = this_monday
         if weekday_week is not None:
             week_phrases = week_phrases[1:]
+    taken: list[tuple[int, int]] = []  # spans already read as a date, so no later pattern reads them again
+    for m in _WEEKDAY_THE_DAY.finditer(text):
+        wd, dom = WEEKDAYS.index(m.group("wd")), int(m.group("d"))
+        both = _next_weekday_day(today, wd, dom)
+        if both is not None:
+            taken.append(m.span())
+            found.add(text, m.start(), both, both)
     for m in weekday_hits:
+        if any(a <= m.start() < b for a, b in taken) or _WEEKDAY_THEN_DATE.match(text, m.start()):
+            continue  # "Friday the 1st", "Friday, January 1st": the date says which Friday
         wd = WEEKDAYS.index(m.group("wd"))
         mod, suf = m.group("mod"), (m.group("suf") or "").strip()
         if mod == "next" or suf.endswith("next week") or suf == "after next":
@@ -660,7 +707,6 @@ def _parse_dates(text: str, today: date, *, ordinals_are_days: bool) -> tuple[da
         else:
             first, last = today, _month_span(today.year, today.month)[1]
         found.add(text, m.start(), first, last)
-    taken: list[tuple[int, int]] = []
     for pattern in (_MONTH_DAY, _DAY_MONTH):
         for m in pattern.finditer(text):
             if pattern is _DAY_MONTH and m.group("mon") == "may" and not (m.group("suf") or m.group("of")):
@@ -681,9 +727,11 @@ def _parse_dates(text: str, today: date, *, ordinals_are_days: bool) -> tuple[da
     for m in _DAY_OF_MONTH.finditer(text):
         if any(a <= m.start() < b for a, b in taken):
             continue
-        prep = m.group("prep")
+        prep, day_number = m.group("prep"), int(m.group("d"))
         if not (prep or m.group("suf")) or not (ordinals_are_days or prep == "on"):
             continue
+        if prep is None and day_number <= 3:
+            continue  # a bare "the 1st" / "the 2nd" picks or asks for the soonest; "on the 1st" is a day
         of_month = _next_day_of_month(today, int(m.group("d")))
         if of_month is not None:
             bound = prep if prep not in (None, "on", "for", "and", "to") else ""
