@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 MAX_VERIFICATION_ATTEMPTS = 3
 MAX_MISUNDERSTANDINGS = 3
+#: Turns in a row that get the call nowhere (asked to repeat, not understood, a refused topic or rule
+#: change): at this many a callback is offered, two more and the call ends, so no caller can hold a line.
+MAX_STALLED_TURNS = 4
 MAX_OFFERED = 3
 _NAME_SPLITS = 3
 
@@ -204,8 +207,11 @@ class Conversation:
 
     state: State = State.TASK
     task: Task | None = None
+    #: Failed identity checks over the whole call: never reset, whatever the caller does in between.
     attempts: int = 0
     misunderstandings: int = 0
+    stalled: int = 0
+    _stalling: bool = False
     prefs: Preferences = field(default_factory=Preferences)
     name: tuple[str, str] | None = None
     appointments: list[AppointmentInfo] = field(default_factory=list)
@@ -227,6 +233,20 @@ class Conversation:
     async def respond(self, utterance: str) -> Reply:
         if self.state is State.ENDED:
             return Reply(templates.GOODBYE.format(clinic=self.clinic_name), end="goodbye")
+        self._stalling = False
+        reply = await self._respond(utterance)
+        if reply.end is not None:
+            return reply
+        self.stalled = self.stalled + 1 if self._stalling else 0
+        if self.stalled >= MAX_STALLED_TURNS + 2:
+            return self._end(templates.NO_PROGRESS_END, "goodbye")
+        if self.stalled == MAX_STALLED_TURNS and self.state is not State.CALLBACK_OFFER:
+            self.callback = _Callback("cannot_complete", end_if_declined=True)
+            self.state = State.CALLBACK_OFFER
+            return self._say(templates.TOO_MANY_MISUNDERSTANDINGS)
+        return reply
+
+    async def _respond(self, utterance: str) -> Reply:
         guard = screen(utterance)
         if guard is not None:
             return await self._guardrail(guard)
@@ -244,6 +264,7 @@ class Conversation:
         ):
             return self._end(templates.GOODBYE.format(clinic=self.clinic_name), "goodbye")
         if understood.intent is Intent.REPEAT and self.last_reply:
+            self._stalling = True
             return Reply(self.last_reply)
         if understood.intent is Intent.HUMAN and self.state not in (
             State.CALLBACK_OFFER,
@@ -365,6 +386,8 @@ class Conversation:
         self.prefs = Preferences()
         self.prefs.merge(slots)
         if self.session.patient is None:
+            if self.attempts >= MAX_VERIFICATION_ATTEMPTS:
+                return self._verification_closed()
             self.state = State.NAME
             return self._say(templates.VERIFY_INTRO)
         return await self._start_task()
@@ -405,6 +428,8 @@ class Conversation:
     async def _on_name(self, u: Understood) -> Reply:
         if task := _TASK_OF_INTENT.get(u.intent):
             self.task = task
+        if self.attempts >= MAX_VERIFICATION_ATTEMPTS and self.session.patient is None:
+            return self._verification_closed()
         given, family = u.slots.given_name, u.slots.family_name
         if not given or not family:
             return self._misunderstood(templates.ASK_NAME_AGAIN)
@@ -423,6 +448,8 @@ class Conversation:
 
     async def _verify(self, born: date) -> Reply:
         assert self.name is not None
+        if self.attempts >= MAX_VERIFICATION_ATTEMPTS:  # no path back into verification in this call
+            return self._verification_closed()
         found: list[PatientRef] = []
         for given, family in _name_splits(*self.name):
             for ref in await self.scheduling.find_patient(given=given, family=family, birth_date=born):
@@ -443,14 +470,20 @@ class Conversation:
                 self.state = State.TASK
                 return self._say(_join(templates.VERIFIED, templates.ASK_TASK))
             return await self._start_task(templates.VERIFIED)
+        # Same words, at the same attempt, whether no record matched, one with another birth date, or
+        # several that the calling number could not tell apart: the caller learns nothing of the records.
         self.attempts += 1
-        if self.attempts >= MAX_VERIFICATION_ATTEMPTS or len(found) > 1:
-            # Same words whether no record matched or several did: the caller learns nothing.
-            self.callback = _Callback("verification_failed", end_if_declined=True)
-            self.state = State.CALLBACK_OFFER
-            return self._say(templates.VERIFY_FAILED_FINAL)
+        if self.attempts >= MAX_VERIFICATION_ATTEMPTS:
+            return self._verification_closed()
         self.state = State.NAME
         return self._say(templates.VERIFY_FAILED_RETRY)
+
+    def _verification_closed(self) -> Reply:
+        """The call's failed attempts are spent: a callback or transfer, and the call ends either way."""
+        self.name = None
+        self.callback = _Callback("verification_failed", end_if_declined=True)
+        self.state = State.CALLBACK_OFFER
+        return self._say(templates.VERIFY_FAILED_FINAL)
 
     # --- appointments
 
@@ -665,6 +698,7 @@ class Conversation:
             text = templates.EMERGENCY if guard.kind == "emergency" else templates.CRISIS
             return self._end(text, "escalated")
         if guard.kind == "change_rules":
+            self._stalling = True
             return self._say(templates.RULES_REFUSAL.format(question=self._question()))
         category: Category = "medical_question" if guard.kind == "medical_advice" else "other_person_request"
         resume = self.state if self.state not in (State.CALLBACK_OFFER, State.CALLBACK_NUMBER) else State.TASK
@@ -803,6 +837,7 @@ class Conversation:
         }.get(self.state, self.last_reply if self.state is not State.TASK else templates.ASK_TASK)
 
     def _misunderstood(self, question: str) -> Reply:
+        self._stalling = True
         self.misunderstandings += 1
         if self.misunderstandings >= MAX_MISUNDERSTANDINGS and self.state is not State.CALLBACK_OFFER:
             self.callback = _Callback("cannot_complete", end_if_declined=True)

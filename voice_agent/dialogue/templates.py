@@ -119,6 +119,9 @@ TRANSFER_FAILED_ASK_NUMBER = (
 CALLBACK_CONFIRMED = "Thank you. Someone from the front desk will call you back. Goodbye."
 CALLBACK_DECLINED = "Okay. {question}"
 CALLBACK_DECLINED_END = "Okay. Please call us again whenever you're ready. Goodbye."
+NO_PROGRESS_END = (
+    "I'm sorry, I'm not able to help with this over the phone. Please call the front desk. Goodbye."
+)
 SYSTEM_TROUBLE_GOODBYE = (
     "I'm sorry, something went wrong on my side. Please call again in a few minutes. Goodbye."
 )
