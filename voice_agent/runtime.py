@@ -11,13 +11,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
 from fhir_adapters import FhirGateway, Scheduling
 from voice_agent import wiring
 from voice_agent.audit import AuditRecorder, AuditTrail, Keyring, load_keyring
+from voice_agent.audit.attempts import AttemptGate, AttemptKind, AttemptLimit, VerificationAttempts
 from voice_agent.audit.workers import WorkerLedger, keep_alive
 from voice_agent.escalations import AsyncEscalationStore, EscalationStore
 from voice_agent.session import SessionManager
@@ -39,8 +40,24 @@ class Runtime:
     keyring: Keyring
     #: This worker's heartbeat and its calls' rows beside the shared trail.
     worker: WorkerLedger
+    #: Failed identity checks across calls and workers (the dialogue's ``IdentityGate``).
+    gate: AttemptGate
     #: The agent's "now" for everything about dates (not audit or session timing): ``wiring.clock``.
     clock: Callable[[], datetime]
+
+
+def attempt_limits(settings: Settings) -> dict[AttemptKind, AttemptLimit]:
+    return {
+        "identity": AttemptLimit(
+            settings.verification_identity_limit, timedelta(hours=settings.verification_identity_window_hours)
+        ),
+        "number": AttemptLimit(
+            settings.verification_number_limit, timedelta(hours=settings.verification_number_window_hours)
+        ),
+        "source": AttemptLimit(
+            settings.verification_source_limit, timedelta(hours=settings.verification_source_window_hours)
+        ),
+    }
 
 
 @contextlib.asynccontextmanager
@@ -54,6 +71,8 @@ async def runtime(
         await asyncio.to_thread(worker.create)
         await asyncio.to_thread(worker.register)
         auditor = AuditRecorder(trail, settings.service_identity, ledger=worker)
+        attempts = VerificationAttempts(trail, keyring, attempt_limits(settings))
+        await asyncio.to_thread(attempts.create)
         escalations = AsyncEscalationStore(
             EscalationStore(trail, keyring, service_identity=settings.service_identity)
         )
@@ -74,6 +93,7 @@ async def runtime(
                     escalations,
                     keyring,
                     worker,
+                    AttemptGate(attempts, auditor),
                     now,
                 )
             finally:

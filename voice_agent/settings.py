@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     #: clinic's FHIR server; audit and session times always use the real clock.
     clock_start: datetime | None = None
 
+    # --- the identity gate across calls (per call, 3 failed attempts end verification) ---
+    #: Failed identity checks per claimed name (a guesser fixes the name and varies the birth date),
+    #: per attested calling number, and per browser source address, within each window; at the limit
+    #: verification for that key is refused for the rest of the window, in the usual failure words.
+    verification_identity_limit: Annotated[int, Field(ge=1, le=100)] = 5
+    verification_identity_window_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24
+    verification_number_limit: Annotated[int, Field(ge=1, le=100)] = 10
+    verification_number_window_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 1
+    verification_source_limit: Annotated[int, Field(ge=1, le=1000)] = 20
+    verification_source_window_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 1
+
     # --- sessions ---
     session_idle_timeout_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
 
@@ -181,6 +192,8 @@ class Settings(BaseSettings):
     silence_prompt_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     #: ...and how many unanswered prompts end the call (the 15-minute session logoff applies regardless).
     silence_prompts_before_hangup: Annotated[int, Field(ge=1, le=20)] = 3
+    #: Whatever happens in it, a call ends (politely) after this long, so no line can be held open.
+    call_max_seconds: Annotated[float, Field(ge=10, le=4 * 3600)] = 20 * 60
     #: Inter-digit pause that ends a keypad (DTMF) entry that was not closed with # .
     dtmf_pause_seconds: Annotated[float, Field(gt=0, le=30)] = 4.0
 
@@ -198,7 +211,22 @@ class Settings(BaseSettings):
     #: Carrier REST credentials, used only to hang a call up from our side; without them the agent
     #: ends its media stream and the carrier's own flow ends the call.
     twilio_account_sid: str | None = None
+    #: Also the key of Twilio's request signatures: with it set, every Twilio stream must come from a
+    #: signed incoming-call webhook (``POST /telephony/twilio/voice``) and a signed handshake.
     twilio_auth_token: SecretStr | None = None
+    #: The base URL carriers are given (``https://agent.clinic.example``), when a proxy stands in front:
+    #: signatures cover the URL the carrier used, not the one this process sees.
+    telephony_public_url: str | None = None
+    #: For carriers that sign nothing (Telnyx, Plivo, Exotel): a secret each stream URL must carry as
+    #: ``?key=...``, e.g. '{"telnyx": "..."}'; compared in constant time.
+    telephony_stream_secrets: dict[Literal["telnyx", "plivo", "exotel"], SecretStr] = {}
+    #: The carriers' media servers (or the proxy in front): a stream from anywhere else is refused.
+    telephony_allowed_sources: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: A stream that has not sent its carrier's handshake within this is closed.
+    telephony_handshake_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    #: Streams no carrier credential vouches for. None: accepted on the development sandbox only (and
+    #: said loudly at start-up); refused everywhere else. Their caller numbers are never believed.
+    telephony_accept_unsigned: bool | None = None
     #: Calls this process takes at once; more are refused (503 / WebSocket 1013) rather than all degraded.
     max_concurrent_calls: Annotated[int, Field(ge=1, le=256)] = 8
     #: Prometheus exposition at /metrics (numbers only; no label carries call data).
@@ -349,6 +377,11 @@ class Settings(BaseSettings):
             )
         elif (self.fhir_client_cert is None) != (self.fhir_client_key is None):
             raise ValueError("set both fhir_client_cert and fhir_client_key, or neither (dev defaults)")
+        if self.telephony_accept_unsigned and not self.uses_dev_sandbox:
+            raise ValueError(
+                "telephony_accept_unsigned is for the development sandbox: anyone could open a call "
+                "and choose its number (set VOICE_AGENT_TWILIO_AUTH_TOKEN or stream secrets instead)"
+            )
         if self.clock_start is not None:
             if not self.uses_dev_sandbox:
                 raise ValueError(
@@ -411,6 +444,13 @@ class Settings(BaseSettings):
         raise ServeTlsMissing(
             "voice-agent serve needs TLS: set VOICE_AGENT_SERVE_TLS_CERT and VOICE_AGENT_SERVE_TLS_KEY"
         )
+
+    @property
+    def unsigned_streams(self) -> bool:
+        """Whether a media stream no carrier credential vouches for is taken (development only)."""
+        if self.telephony_accept_unsigned is None:
+            return self.uses_dev_sandbox
+        return self.telephony_accept_unsigned
 
     @property
     def uses_dev_sandbox(self) -> bool:

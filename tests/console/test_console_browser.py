@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pyotp
 import pytest
+import websockets.sync.client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from websockets.exceptions import InvalidStatus
 
 from tests.canary import canary_forms, plant_canary
 from tests.conftest import Sandbox
@@ -316,9 +318,14 @@ def test_pages_outside_the_role_are_refused(
     assert status == 403
     desk.context.close()
 
+    # an unsigned client tries the carrier door: refused, and shown to the compliance officer as an alert
+    with pytest.raises(InvalidStatus):
+        websockets.sync.client.connect(f"{server.ws_url}/telephony/twilio", ssl=server.ssl_context())
+
     officer = new_page(browser)
     sign_in(officer, server, accounts["compliance"])
     expect(officer.get_by_role("heading", name="Audit trail")).to_be_visible()  # their home page
+    expect(officer.locator("section.alerts")).to_contain_text("call refused (telephony): signature")
     expect(officer.locator("table.audit")).to_contain_text("escalation.resolve")
     with officer.expect_download() as download:
         officer.get_by_role("button", name="Export these days (JSON lines)").click()

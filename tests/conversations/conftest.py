@@ -42,7 +42,14 @@ class Transcript:
 
 @pytest.fixture(scope="session")
 async def agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
-    settings = sandbox.agent_settings(tmp_path_factory.mktemp("agent"), clinic_name="Maple Street Clinic")
+    # The suite's callers fail verification on purpose, many times over for a few patients; the limits
+    # across calls are tested on an agent of their own (tests/security), at their defaults.
+    settings = sandbox.agent_settings(
+        tmp_path_factory.mktemp("agent"),
+        clinic_name="Maple Street Clinic",
+        verification_identity_limit=100,
+        verification_number_limit=100,
+    )
     async with runtime(settings) as running:
         yield running
 

@@ -6,14 +6,17 @@ Each call is a real ``Conversation`` against the running agent (the sandbox over
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.conftest import Sandbox
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.policy import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
-from voice_agent.runtime import Runtime
+from voice_agent.runtime import Runtime, runtime
 from voice_agent.sandbox.clinic import SyntheticPatient
 
 
@@ -157,3 +160,46 @@ async def test_progress_resets_the_count(agent: Runtime, sandbox: Sandbox) -> No
     await conversation.respond(f"{patient.given} {patient.family}")
     reply = await conversation.respond(born(patient))
     assert reply.text.startswith(templates.VERIFIED)
+
+
+@pytest.fixture(scope="module")
+async def gated(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
+    """An agent of its own with the default limits across calls, and a trail no other test writes."""
+    async with runtime(sandbox.agent_settings(tmp_path_factory.mktemp("gated"))) as running:
+        yield running
+
+
+def alerts(agent: Runtime) -> list[dict[str, object]]:
+    now = datetime.now(UTC)
+    rows = agent.trail.export(now - timedelta(hours=1), now + timedelta(hours=1))
+    return [row["event"] for row in rows if row["event"]["action"] == "security.alert"]
+
+
+async def test_guessing_spread_over_calls_locks_the_name_in_the_usual_words_with_one_alert(
+    gated: Runtime, sandbox: Sandbox
+) -> None:
+    patient = sandbox.clinic.patients_tagged("pool")[27]
+    name = f"{patient.given} {patient.family}"
+    heard: list[list[str]] = []
+    for call_number in range(10):
+        conversation = await call(gated)
+        await conversation.respond("when is my next appointment")
+        replies = []
+        for shift in (1 + call_number, 400 + call_number, 900 + call_number):
+            await conversation.respond(name)
+            replies.append((await conversation.respond(born(patient, shift))).text)
+        heard.append(replies)
+    usual = [templates.VERIFY_FAILED_RETRY, templates.VERIFY_FAILED_RETRY, templates.VERIFY_FAILED_FINAL]
+    assert all(replies == usual for replies in heard), heard  # locked or not, the same words
+    right = await call(gated)
+    await right.respond("when is my next appointment")
+    await right.respond(name)
+    reply = await right.respond(born(patient))  # the right date, while the name is locked
+    assert reply.text == templates.VERIFY_FAILED_RETRY and right.session.patient is None
+    raised = alerts(gated)
+    assert [a["alert"] for a in raised] == ["identity-locked"], raised  # one alert, not one per guess
+    other = sandbox.clinic.patients_tagged("pool")[28]
+    someone_else = await call(gated)
+    await someone_else.respond("when is my next appointment")
+    await someone_else.respond(f"{other.given} {other.family}")
+    assert (await someone_else.respond(born(other))).text.startswith(templates.VERIFIED)

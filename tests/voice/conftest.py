@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import Sandbox, free_port
+from tests.voice.twilio_caller import TWILIO_TEST_TOKEN
 from voice_agent.audit import generate_key_file
 from voice_agent.pipeline.models import SpeechModels
 from voice_agent.sandbox.private import VOICE_AGENT
@@ -65,6 +66,8 @@ def start_voice_server(sandbox: Sandbox, product: Path, **extra: str) -> VoiceSe
         # a scripted caller hears each reply before answering (several Whisper passes on a busy CI
         # machine): no "Are you still there?" in the middle of that; test_silence covers the prompt
         "VOICE_AGENT_SILENCE_PROMPT_SECONDS": "45",
+        # carrier streams are signed as Twilio signs them (tests/voice/twilio_caller.py plays Twilio)
+        "VOICE_AGENT_TWILIO_AUTH_TOKEN": TWILIO_TEST_TOKEN,
         "TMPDIR": str(product / "tmp"),
         **extra,
     }

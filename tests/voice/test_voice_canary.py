@@ -147,7 +147,9 @@ async def test_a_full_audio_call_leaves_no_phi_on_disk_or_in_debug_logs(
     # the debug log really is a debug log of this call, and PHI-shaped lines were redacted, not lost
     log = voice_server.log.read_bytes()[log_start:]
     assert b"DEBUG" in log and b"FHIR PATCH Slot -> 200" in log
-    assert b"[redacted:phone]" in log  # pipecat's carrier handshake line carries the calling number
+    # the stream was accepted: the server requires Twilio's signature and the signed webhook's token
+    # (the number came in that webhook, and reached the stream only sealed in its token)
+    assert b'"WebSocket /telephony/twilio" [accepted]' in log
 
     forms = canary_forms(given, family, born, canary["CANARY_PHONE"])
     written = [p for p in voice_server.product.rglob("*") if p.is_file()]

@@ -1,7 +1,9 @@
 """A fake carrier: speaks Twilio's media-stream protocol to ``/telephony/twilio`` the way Twilio does.
 
-``connected``, ``start`` (with the caller's number as a custom parameter, as a TwiML ``<Parameter>``
-would send it), then ``media`` every 20 ms in real time, 160 bytes of 8 kHz μ-law each, for the whole
+First the signed incoming-call webhook (``X-Twilio-Signature`` over the URL and form, the caller's
+number as ``From``), whose TwiML names the stream and its token; then the stream's handshake, signed the
+same way, ``connected``, ``start`` (the token as a custom parameter, as TwiML's ``<Parameter>`` sends
+it), then ``media`` every 20 ms in real time, 160 bytes of 8 kHz μ-law each, for the whole
 call: silence when the caller is quiet, speech when they talk, keypad ``dtmf`` events in between. What
 the agent sends back is kept with its arrival time, so tests and the latency benchmark can time it and
 transcribe it. (Written by hand: no library plays the carrier side of this protocol.)
@@ -18,13 +20,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from xml.etree import ElementTree
 
+import httpx
 import numpy as np
 import websockets
 from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pcm
+from twilio.request_validator import RequestValidator
 
 from tests.voice.caller_audio import SAMPLE_RATE, TELEPHONE_RATE, ulaw_decode
 
+#: The Twilio auth token the test servers are configured with (a test value, not a real account's).
+TWILIO_TEST_TOKEN = "test-auth-token-0123456789abcdef"
 FRAME_SECONDS = 0.02
 _FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
 _ULAW_SILENCE = b"\xff" * _FRAME_BYTES
@@ -45,6 +52,10 @@ class TwilioCaller:
     url: str
     ssl_context: ssl.SSLContext | None = None
     caller_number: str | None = None
+    #: Signs as Twilio does under this auth token; None: an unsigned client, as an attacker would be.
+    auth_token: str | None = TWILIO_TEST_TOKEN
+    #: A number the client writes into ``customParameters`` itself (the agent must never believe it).
+    claimed_number: str | None = None
     received: list[AgentAudio] = field(default_factory=list)
     clears: list[float] = field(default_factory=list)
     closed_at: float | None = None
@@ -60,9 +71,41 @@ class TwilioCaller:
     #: own side lagged: a busy machine, not the agent). A benchmark reports it beside its numbers.
     lag_resets: int = 0
 
+    async def incoming_call(self, call_sid: str) -> tuple[str, str]:
+        """Twilio's signed webhook for a new call: the stream URL and token its TwiML answer gives."""
+        assert self.auth_token is not None
+        webhook = self.url.replace("wss://", "https://", 1) + "/voice"
+        form = {
+            "CallSid": call_sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.caller_number or "anonymous",
+            "To": "+15550100000",
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+        }
+        signature = RequestValidator(self.auth_token).compute_signature(webhook, form)
+        async with httpx.AsyncClient(verify=self.ssl_context or True, trust_env=False) as http:
+            answer = await http.post(webhook, data=form, headers={"X-Twilio-Signature": signature})
+        answer.raise_for_status()
+        stream = ElementTree.fromstring(answer.text).find("./Connect/Stream")
+        assert stream is not None, answer.text
+        token = stream.find("./Parameter[@name='token']")
+        assert token is not None, answer.text
+        return str(stream.get("url")), str(token.get("value"))
+
     async def __aenter__(self) -> TwilioCaller:
-        self._ws = await websockets.connect(self.url, ssl=self.ssl_context, max_size=2**20)
-        params = {"from_number": self.caller_number} if self.caller_number else {}
+        call_sid = "CA" + uuid.uuid4().hex
+        params: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        url = self.url
+        if self.auth_token is not None:
+            url, params["token"] = await self.incoming_call(call_sid)
+            headers["X-Twilio-Signature"] = RequestValidator(self.auth_token).compute_signature(url, {})
+        if self.claimed_number is not None:
+            params["from_number"] = self.claimed_number
+        self._ws = await websockets.connect(
+            url, ssl=self.ssl_context, max_size=2**20, additional_headers=headers
+        )
         await self._ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         await self._ws.send(
             json.dumps(
@@ -73,7 +116,7 @@ class TwilioCaller:
                     "start": {
                         "streamSid": self._stream_sid,
                         "accountSid": "AC" + "0" * 32,
-                        "callSid": "CA" + uuid.uuid4().hex,
+                        "callSid": call_sid,
                         "tracks": ["inbound"],
                         "customParameters": params,
                         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},

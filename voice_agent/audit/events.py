@@ -103,6 +103,11 @@ class AuditAction(StrEnum):
     DIALOGUE_GUARDRAIL = "dialogue.guardrail"
     #: A call put through to the front desk (SIP REFER): outcome success or failure, no address.
     CALL_TRANSFER = "call.transfer"
+    #: A call refused at the door (``refusal`` says why, never what was sent): a bad carrier signature
+    #: or token, a wrong stream secret, an unlisted source, a handshake not sent in time, a full worker.
+    CALL_REFUSED = "call.refused"
+    #: Breach detection: something a compliance officer should look at (``alert`` says what).
+    SECURITY_ALERT = "security.alert"
     #: Staff console: accounts created and changed (``staff_role`` / ``staff_change`` say how), and the
     #: audit trail read on screen or verified by a compliance officer.
     STAFF_USER_CREATE = "staff.user.create"
@@ -116,6 +121,12 @@ AuditOutcome = Literal["success", "denied", "not-found", "conflict", "failure", 
 EndReason = Literal[
     "hangup", "goodbye", "timeout", "escalated", "transferred", "shutdown", "error", "interrupted"
 ]
+#: Why a call was refused before it began (a closed set, so a metric label can carry it too).
+CallRefusal = Literal[
+    "signature", "token", "token-expired", "secret", "source", "unsigned", "handshake", "call-id", "ceiling"
+]
+#: What a security alert is about (a closed set: also a metric label).
+AlertKind = Literal["identity-locked", "number-locked", "source-locked"]
 #: Which model-independent guardrail fired (never what the caller said).
 GuardrailKind = Literal["emergency", "crisis", "medical_advice", "other_person", "change_rules"]
 #: Console roles: front desk (escalations), compliance officer (audit trail), administrator (accounts).
@@ -243,6 +254,9 @@ class AuditEvent(BaseModel):
     duration_seconds: Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS, strict=True)] | None = None
     end_reason: EndReason | None = None
     guardrail: GuardrailKind | None = None
+    refusal: CallRefusal | None = None
+    alert: AlertKind | None = None
+    ingress: Literal["webrtc", "telephony", "sip"] | None = None
     #: Stated on ``session.end``: the session's state was wiped, nothing of the call was kept.
     phi_retained: Literal["none"] | None = None
     call_metrics: CallMetrics | None = None

@@ -11,6 +11,7 @@ import asyncio
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -22,10 +23,12 @@ from .events import (
     FHIR_RESOURCE_TYPES,
     MAX_RESOURCE_IDS,
     Actor,
+    AlertKind,
     AuditAction,
     AuditEvent,
     AuditPurpose,
     CallMetrics,
+    CallRefusal,
     EndReason,
     GuardrailKind,
     is_recordable_id,
@@ -130,6 +133,32 @@ class AuditRecorder:
                 outcome="success" if kind in ("emergency", "crisis") else "denied",
                 session_id=current_session_id.get(),
                 guardrail=kind,
+            )
+        )
+
+    async def call_refused(
+        self, ingress: Literal["webrtc", "telephony", "sip"], refusal: CallRefusal
+    ) -> None:
+        """A call turned away at the door, and why in one word: a breach-detection signal."""
+        await self.write(
+            self._event(
+                action=AuditAction.CALL_REFUSED,
+                purpose=AuditPurpose.CALL_SESSION,
+                outcome="denied",
+                ingress=ingress,
+                refusal=refusal,
+            )
+        )
+
+    async def alert(self, kind: AlertKind) -> None:
+        """A breach-detection alert, for the compliance officer's console (and the SIEM, when one is set)."""
+        await self.write(
+            self._event(
+                action=AuditAction.SECURITY_ALERT,
+                purpose=AuditPurpose.CALL_SESSION,
+                outcome="denied",
+                session_id=current_session_id.get(),
+                alert=kind,
             )
         )
 

@@ -65,6 +65,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
 MAX_AUDIT_ROWS = 500
+#: Breach-detection events, listed above the trail for the compliance officer.
+_ALERT_ACTIONS = frozenset({"security.alert", "call.refused"})
 
 CATEGORY_LABELS: dict[EscalationCategory, str] = {
     EscalationCategory.EMERGENCY: "Emergency",
@@ -553,6 +555,7 @@ def console_router(console: Console) -> APIRouter:
             session,
             title="Audit trail",
             rows=rows,
+            alerts=[row for row in rows if row["event"].get("action") in _ALERT_ACTIONS],
             problem=problem,
             since=since_text,
             until=until_text,

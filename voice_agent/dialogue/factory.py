@@ -23,6 +23,7 @@ def conversations(agent: Runtime) -> partial[Conversation]:
         "escalations": StoreHandoff(agent.escalations),
         "zone": settings.zone,
         "clock": agent.clock,
+        "gate": agent.gate,
         "clinic_name": settings.clinic_name,
         "on_guardrail": audit_guardrail,
         "practitioner_aliases": dict(settings.practitioner_aliases),

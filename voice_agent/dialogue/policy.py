@@ -145,6 +145,14 @@ class Reply:
     transfer: bool = False
 
 
+class IdentityGate(Protocol):
+    """Failed identity checks shared by every call and worker (``voice_agent.audit.attempts``)."""
+
+    async def locked(self, *, name: str | None, number: str | None, source: str | None) -> bool: ...
+
+    async def failed(self, *, name: str | None, number: str | None, source: str | None) -> None: ...
+
+
 @dataclass
 class Preferences:
     """What the caller wants of a slot; every field came through validated ``Slots``."""
@@ -201,6 +209,9 @@ class Conversation:
     practitioner_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     visit_type_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     clock: Callable[[], datetime] | None = None
+    #: Failed identity checks counted across calls (per claimed name, number, source); None: this call's
+    #: own cap only.
+    gate: IdentityGate | None = None
     #: Whether this call can be put through to the front desk right now (a SIP call, a front-desk
     #: address configured, within its hours). None: hand-offs are callbacks only.
     live_transfer: Callable[[], bool] | None = None
@@ -450,7 +461,14 @@ class Conversation:
         assert self.name is not None
         if self.attempts >= MAX_VERIFICATION_ATTEMPTS:  # no path back into verification in this call
             return self._verification_closed()
+        claimed = {
+            "name": " ".join(self.name),
+            "number": self.session.caller_number,
+            "source": self.session.source,
+        }
         found: list[PatientRef] = []
+        if self.gate is not None and await self.gate.locked(**claimed):
+            return await self._failed_attempt(claimed)  # no lookup, and the words of any failure
         for given, family in _name_splits(*self.name):
             for ref in await self.scheduling.find_patient(given=given, family=family, birth_date=born):
                 if ref not in found:
@@ -465,13 +483,20 @@ class Conversation:
         self.name = None
         if len(found) == 1:
             self.session.patient = found[0]
-            self.attempts = self.misunderstandings = 0
+            self.misunderstandings = 0  # the failed attempts stand: the call's cap is for the whole call
             if self.task is None:
                 self.state = State.TASK
                 return self._say(_join(templates.VERIFIED, templates.ASK_TASK))
             return await self._start_task(templates.VERIFIED)
-        # Same words, at the same attempt, whether no record matched, one with another birth date, or
-        # several that the calling number could not tell apart: the caller learns nothing of the records.
+        return await self._failed_attempt(claimed)
+
+    async def _failed_attempt(self, claimed: dict[str, str | None]) -> Reply:
+        # Same words, at the same attempt, whether no record matched, one with another birth date,
+        # several that the calling number could not tell apart, or the name is locked out across calls:
+        # the caller learns nothing of the records.
+        self.name = None
+        if self.gate is not None:
+            await self.gate.failed(**claimed)
         self.attempts += 1
         if self.attempts >= MAX_VERIFICATION_ATTEMPTS:
             return self._verification_closed()

@@ -131,6 +131,10 @@ ASK_BIRTH_DATE_KEYED_AGAIN = (
     "Sorry, that wasn't a date I could use. Please key your date of birth as two digits for the month, "
     "two for the day, and four for the year, then press pound. Or just say it."
 )
+CALL_TOO_LONG = (
+    "I'm sorry, this call has reached its time limit, so I'm going to end it now. "
+    "Please call again if there's more I can help with. Goodbye."
+)
 TIMED_OUT = (
     "I haven't heard anything for a while, so I'm going to end this call. Please call again anytime. Goodbye."
 )

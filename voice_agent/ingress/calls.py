@@ -9,7 +9,15 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from prometheus_client import Counter
+
 log = logging.getLogger(__name__)
+
+#: Calls turned away at the door, by ingress and reason (the audit event's closed set, so no label
+#: carries call data): a breach-detection signal.
+REFUSED = Counter(
+    "voice_agent_calls_refused_total", "Calls refused before they began, by reason.", ["ingress", "reason"]
+)
 
 
 class CallsFull(Exception):

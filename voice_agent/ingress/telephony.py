@@ -8,10 +8,13 @@ credentials; without them the agent ends the media stream and the carrier's own 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.serializers.exotel import ExotelFrameSerializer
@@ -19,9 +22,21 @@ from pipecat.serializers.plivo import PlivoFrameSerializer
 from pipecat.serializers.telnyx import TelnyxFrameSerializer
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from voice_agent.audit.events import CallRefusal
 from voice_agent.dialogue.handoff import to_e164
-from voice_agent.ingress.calls import CallRegistry, CallsFull
+from voice_agent.ingress.calls import REFUSED, CallRegistry, CallsFull
+from voice_agent.ingress.carrier_auth import (
+    StreamRefused,
+    caller_from_token,
+    mint_stream_token,
+    public_url,
+    secret_matches,
+    source_allowed,
+    twilio_signed,
+    valid_call_id,
+)
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
 from voice_agent.settings import Settings
 
@@ -32,6 +47,7 @@ CARRIERS: tuple[Carrier, ...] = ("twilio", "telnyx", "plivo", "exotel")
 _TELEPHONY_RATE = 8_000
 _POLICY_VIOLATION = 1008
 _TRY_AGAIN_LATER = 1013
+_TWILIO_PATH = "/telephony/twilio"
 
 
 class UnsupportedStream(ValueError):
@@ -69,25 +85,118 @@ def serializer(
     return ExotelFrameSerializer(stream_sid=stream, call_sid=call_id)
 
 
+#: How long a stream token from a signed webhook stays good: the carrier connects within a second or two.
+_TOKEN_TTL_SECONDS = 60.0
+
+
 def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
     router = APIRouter()
     settings = engine.agent.settings
+    auditor = engine.agent.auditor
+    twilio_token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    if settings.unsigned_streams:
+        log.warning(
+            "DEVELOPMENT: /telephony accepts media streams no carrier signed; their caller numbers are "
+            "ignored. Set VOICE_AGENT_TWILIO_AUTH_TOKEN or VOICE_AGENT_TELEPHONY_STREAM_SECRETS for a clinic."
+        )
+
+    async def refuse(reason: CallRefusal) -> None:
+        REFUSED.labels("telephony", reason).inc()
+        log.warning("a media stream was refused (%s)", reason)
+        await auditor.call_refused("telephony", reason)
+
+    @router.post("/telephony/twilio/voice")
+    async def twilio_incoming(request: Request) -> Response:
+        """Twilio's incoming-call webhook, signed: answered with TwiML that connects this call's stream
+        and hands it a token carrying the attested ``From``."""
+        if twilio_token is None:
+            raise HTTPException(404)
+        form = await request.form(max_files=0, max_fields=100)
+        params = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+        signed_url = public_url(str(request.url), settings.telephony_public_url)
+        if not twilio_signed(twilio_token, signed_url, params, request.headers.get("X-Twilio-Signature")):
+            await refuse("signature")
+            raise HTTPException(403)
+        call_sid = params.get("CallSid")
+        if call_sid is None or not valid_call_id("twilio", call_sid):
+            await refuse("call-id")
+            raise HTTPException(400)
+        token = mint_stream_token(
+            twilio_token, call_sid, to_e164(params.get("From")), now=time.time(), ttl=_TOKEN_TTL_SECONDS
+        )
+        base = urlsplit(settings.telephony_public_url or str(request.base_url))
+        stream_url = urlunsplit(
+            ("wss" if base.scheme == "https" else "ws", base.netloc, _TWILIO_PATH, "", "")
+        )
+        answer = VoiceResponse()
+        connect = Connect()
+        connect.stream(url=stream_url).parameter(name="token", value=token)
+        answer.append(connect)
+        return Response(str(answer), media_type="text/xml")
+
+    async def vouched_for(websocket: WebSocket, carrier: str) -> bool | None:
+        """Whether the carrier's credential vouches for this upgrade request: True, False (refused and
+        audited), or None (no credential configured for this carrier)."""
+        peer = websocket.client.host if websocket.client else None
+        if not source_allowed(peer, settings.telephony_allowed_sources):
+            await refuse("source")
+            return False
+        if carrier == "twilio" and twilio_token is not None:
+            signed_url = public_url(str(websocket.url), settings.telephony_public_url)
+            if not twilio_signed(twilio_token, signed_url, {}, websocket.headers.get("x-twilio-signature")):
+                await refuse("signature")
+                return False
+            return True
+        secret = settings.telephony_stream_secrets.get(carrier)  # type: ignore[call-overload]
+        if secret is not None:
+            if not secret_matches(secret.get_secret_value(), websocket.query_params.get("key")):
+                await refuse("secret")
+                return False
+            return True
+        return None
 
     @router.websocket("/telephony/{carrier}")
     async def media_stream(websocket: WebSocket, carrier: str) -> None:
+        if carrier not in CARRIERS:
+            await websocket.close(code=_POLICY_VIOLATION)
+            return
+        vouched = await vouched_for(websocket, carrier)
+        if vouched is False or (vouched is None and not settings.unsigned_streams):
+            if vouched is None:
+                await refuse("unsigned")
+            await websocket.close(code=_POLICY_VIOLATION)  # before accept: the client gets a 403
+            return
         await websocket.accept()
         try:
-            detected, data = await parse_telephony_websocket(websocket)
+            detected, data = await asyncio.wait_for(
+                parse_telephony_websocket(websocket), settings.telephony_handshake_seconds
+            )
             call = {k: (str(v) if v is not None else None) for k, v in dict(data).items() if k != "body"}
             frames = serializer(carrier, detected, call, settings)
+        except TimeoutError:
+            await refuse("handshake")
+            await websocket.close(code=_POLICY_VIOLATION)
+            return
         except (UnsupportedStream, ValueError, KeyError):
-            log.warning(
-                "a media stream was refused: not a %s handshake", carrier if carrier in CARRIERS else "known"
-            )
+            await refuse("handshake")
             await websocket.close(code=_POLICY_VIOLATION)
             return
         except WebSocketDisconnect:
             return
+        call_id = call.get("call_id")
+        if call_id is not None and not valid_call_id(carrier, call_id):
+            await refuse("call-id")  # it would go into the carrier's REST URL on hang-up
+            await websocket.close(code=_POLICY_VIOLATION)
+            return
+        caller: str | None = None  # only what a carrier attests: never a number the client chose
+        if carrier == "twilio" and twilio_token is not None:
+            body = data.get("body") if isinstance(data.get("body"), dict) else {}
+            try:
+                caller = caller_from_token(twilio_token, body.get("token"), call_id, now=time.time())
+            except StreamRefused as refused:
+                await refuse("token-expired" if refused.reason == "token-expired" else "token")
+                await websocket.close(code=_POLICY_VIOLATION)
+                return
         transport = FastAPIWebsocketTransport(
             websocket=websocket,
             params=FastAPIWebsocketParams(
@@ -97,7 +206,6 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
                 serializer=frames,
             ),
         )
-        caller = to_e164(data.get("from"))
         try:
             task = calls.start(
                 run_voice_call(
@@ -109,6 +217,7 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
                 )
             )
         except CallsFull:
+            await refuse("ceiling")
             await websocket.close(code=_TRY_AGAIN_LATER)
             return
         await task  # the WebSocket lives as long as this handler does

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.request_handler import (
@@ -20,7 +20,8 @@ from pipecat.transports.smallwebrtc.request_handler import (
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pydantic import BaseModel, Field
 
-from voice_agent.ingress.calls import CallRegistry, CallsFull
+from voice_agent.audit.events import CallRefusal
+from voice_agent.ingress.calls import REFUSED, CallRegistry, CallsFull, Draining
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
 
 log = logging.getLogger(__name__)
@@ -65,17 +66,30 @@ def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
         """The page's RTCPeerConnection config: the same STUN/TURN servers the agent uses."""
         return {"iceServers": [dict(s) for s in settings.ice_servers]}
 
+    #: The connections whose call is running: only these may renegotiate without taking a new line.
+    live: set[str] = set()
+
     @router.post("/api/offer")
-    async def offer(body: Offer) -> dict[str, str]:
+    async def offer(body: Offer, http: Request) -> dict[str, str]:
+        # A pc_id the agent did not hand out for a call still running is not a renegotiation: it is a
+        # new call, counted against the ceiling like any other (and the client does not choose its id).
+        renegotiation = body.pc_id is not None and body.pc_id in live
         request = SmallWebRTCRequest(
-            sdp=body.sdp, type=body.type, pc_id=body.pc_id, restart_pc=body.restart_pc
+            sdp=body.sdp,
+            type=body.type,
+            pc_id=body.pc_id if renegotiation else None,
+            restart_pc=body.restart_pc if renegotiation else None,
         )
-        held = body.pc_id is None  # a new call holds a line until its pipeline starts
+        held = not renegotiation  # a new call holds a line until its pipeline starts
         if held:
             try:
                 calls.reserve()
-            except CallsFull:
-                raise HTTPException(503, "all lines are busy; please try again shortly") from None
+            except CallsFull as full:
+                reason: CallRefusal = "ceiling"
+                REFUSED.labels("webrtc", reason).inc()
+                await engine.agent.auditor.call_refused("webrtc", reason)
+                detail = "this line is closing" if isinstance(full, Draining) else "all lines are busy"
+                raise HTTPException(503, f"{detail}; please try again shortly") from None
 
         async def connected(connection: SmallWebRTCConnection) -> None:
             nonlocal held
@@ -83,11 +97,20 @@ def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
                 webrtc_connection=connection,
                 params=TransportParams(audio_in_enabled=True, audio_out_enabled=True),
             )
-            calls.start(
-                run_voice_call(engine, transport, ingress="webrtc", audio_out_sample_rate=_WEBRTC_OUT_RATE),
+            task = calls.start(
+                run_voice_call(
+                    engine,
+                    transport,
+                    ingress="webrtc",
+                    source=http.client.host if http.client else None,  # the browser itself
+                    audio_out_sample_rate=_WEBRTC_OUT_RATE,
+                ),
                 reserved=True,
             )
             held = False
+            pc_id = connection.pc_id
+            live.add(pc_id)
+            task.add_done_callback(lambda _: live.discard(pc_id))
 
         try:
             answer = await handler.handle_web_request(request, connected)

@@ -6,6 +6,7 @@ silence) → dialogue → piper (its own process) → transport out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -83,6 +84,7 @@ async def run_voice_call(
     *,
     ingress: Ingress,
     caller_number: str | None = None,
+    source: str | None = None,
     audio_out_sample_rate: int = 24_000,
     live_transfer: Callable[[], bool] | None = None,
 ) -> EndReason:
@@ -93,7 +95,7 @@ async def run_voice_call(
     metrics.call_started(ingress)
     reason: EndReason = "hangup"
     try:
-        async with agent.sessions.call(caller_number=caller_number) as session:
+        async with agent.sessions.call(caller_number=caller_number, source=source) as session:
             conversation = engine.conversation_factory(session=session, understanding=engine.understanding)
             conversation.live_transfer = live_transfer
 
@@ -182,11 +184,18 @@ async def run_voice_call(
                     await worker.cancel()
 
             session.on_end.append(_session_ended)
+
+            async def _time_limit() -> None:
+                await asyncio.sleep(settings.call_max_seconds)
+                await dialogue.end_call(templates.CALL_TOO_LONG, "timeout")
+
+            limit = asyncio.get_running_loop().create_task(_time_limit(), name="call-time-limit")
             try:
                 runner = WorkerRunner(handle_sigint=False)
                 await runner.add_workers(worker)
                 await runner.run()
             finally:
+                limit.cancel()
                 finished = True
                 session.metrics = latency.summary()
             reason = dialogue.ended or "hangup"

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: A keypad entry this long is complete without a closing # (a date of birth, MMDDYYYY).
 _DATE_DIGITS = 8
+#: Keys gathered before they are answered whatever follows: a phone number with its country code fits.
+_MAX_KEYS = 20
 
 
 #: Words that, said alone right after a turn, only finish it ("..., please"): no answer of their own.
@@ -222,7 +224,11 @@ class DialogueProcessor(FrameProcessor):
             return
         if key != "#":
             self._keys.append(key)
-        if key == "#" or (len(self._keys) >= _DATE_DIGITS and self._expects_date()):
+        if (
+            key == "#"
+            or len(self._keys) >= _MAX_KEYS
+            or (len(self._keys) >= _DATE_DIGITS and self._expects_date())
+        ):
             self._submit_keys()
         else:
             self._keys_timer = self._spawn(self._keys_after_pause())

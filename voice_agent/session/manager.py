@@ -44,6 +44,9 @@ class CallSession:
     started: float
     last_activity: float
     caller_number: str | None = None
+    #: The network peer the call came from, where it is the caller's own (a browser), not a carrier's
+    #: or the PBX's: one of the keys failed identity checks are counted under.
+    source: str | None = None
     patient: PatientRef | None = None
     #: What the caller said this call (for the dialogue's context), and what the agent found for them.
     heard: list[str] = field(default_factory=list)
@@ -62,6 +65,7 @@ class CallSession:
         """Drop every reference to call data. (CPython cannot zero immutable strings in place; with the
         references gone and core dumps refused, nothing of them can reach disk.)"""
         self.caller_number = None
+        self.source = None
         self.patient = None
         self.heard.clear()
         self.found.clear()
@@ -95,11 +99,14 @@ class SessionManager:
         return self._sessions.get(session_id)
 
     @contextlib.asynccontextmanager
-    async def call(self, *, caller_number: str | None = None) -> AsyncIterator[CallSession]:
+    async def call(
+        self, *, caller_number: str | None = None, source: str | None = None
+    ) -> AsyncIterator[CallSession]:
         """One call, start to end: binds the audit session id (so every FHIR access is attributed to it)
         and the call's name registry (so its log lines are scrubbed of them). Leaving the block ends the
         call as a hang-up unless it already ended; an exception ends it as an error."""
         session = await self.start(caller_number=caller_number)
+        session.source = source
         token = current_session_id.set(session.id)
         try:
             with known_names() as registry:

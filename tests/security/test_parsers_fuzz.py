@@ -1,0 +1,157 @@
+"""Everything a caller or a network peer sends, driven through its parser by hypothesis: no exception
+escapes (or is swallowed as an internal failure), no input takes over 50 ms, nothing leaves its contract."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from voice_agent.dialogue.policy import keyed_date
+from voice_agent.dialogue.understanding.base import Expectation, UnderstandingContext, Understood
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.ingress.carrier_auth import (
+    StreamRefused,
+    caller_from_token,
+    mint_stream_token,
+    public_url,
+    source_allowed,
+    valid_call_id,
+)
+
+RULES = RulesUnderstanding()
+NOW = datetime(2026, 12, 31, 16, 30, tzinfo=ZoneInfo("America/New_York"))
+WORDS = st.sampled_from(
+    [
+        "first",
+        "1st",
+        "the",
+        "on",
+        "next",
+        "friday",
+        "tomorrow",
+        "um",
+        "like",
+        "book",
+        "cancel",
+        "my",
+        "name",
+        "is",
+        "van",
+        "der",
+        "o'brien",
+        "march",
+        "twenty",
+        "third",
+        "nineteen",
+        "eighty",
+        "five",
+        "2",
+        "30",
+        "pm",
+        "after",
+        "before",
+        "911",
+        "chest",
+        "pain",
+        "ignore",
+        "instructions",
+        "say",
+        "again",
+        "yes",
+        "no",
+        "555",
+        "0100",
+        "oh",
+        "double",
+        "the",
+        "15th",
+        "of",
+        "january",
+        "whatever's",
+        "earliest",
+        "#",
+        "*",
+        ",",
+        ".",
+        "-",
+        "'",
+        "é",
+        "ß",
+        "中",
+    ]
+)
+UTTERANCES = st.one_of(st.text(max_size=300), st.lists(WORDS, max_size=40).map(" ".join))
+BUDGET_SECONDS = 0.05
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(text=UTTERANCES, expecting=st.sampled_from(list(Expectation)))
+def test_the_rules_understand_anything_fast_and_within_the_contract(
+    text: str, expecting: Expectation, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="voice_agent.dialogue.understanding.rules"):
+        started = time.process_time()  # CPU time: what the parse costs, not what the machine is busy with
+        answer = RULES.parse(text, UnderstandingContext(now=NOW, expecting=expecting))
+        elapsed = time.process_time() - started
+    assert not caplog.records, "the rules failed internally"  # not the catch-all's "not understood"
+    assert elapsed < BUDGET_SECONDS, (elapsed, text)
+    Understood.model_validate(answer.model_dump())  # every field within its bounds
+    if answer.slots.birth_date is not None:
+        assert answer.slots.birth_date <= NOW.date()
+
+
+@settings(max_examples=300, deadline=None)
+@given(digits=st.text(alphabet="0123456789*#", max_size=40))
+def test_keypad_entries_are_a_real_past_date_or_nothing(digits: str) -> None:
+    born = keyed_date(digits, today=date(2026, 12, 31))
+    assert born is None or date(1900, 1, 1) <= born <= date(2026, 12, 31)
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.one_of(st.text(max_size=600), st.binary(max_size=100).map(repr)), sid=st.text(max_size=40))
+def test_a_forged_stream_token_is_refused_and_nothing_else(token: str, sid: str) -> None:
+    with pytest.raises(StreamRefused):
+        caller_from_token("auth-token", token, sid, now=1_000_000.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sid=st.from_regex(r"CA[0-9a-f]{32}", fullmatch=True), caller=st.one_of(st.none(), st.text(max_size=30))
+)
+def test_a_genuine_token_gives_back_only_an_e164_number(sid: str, caller: str | None) -> None:
+    token = mint_stream_token("auth-token", sid, caller, now=1_000_000.0, ttl=60)
+    got = caller_from_token("auth-token", token, sid, now=1_000_030.0)
+    assert got is None or (got == caller and got.startswith("+") and got[1:].isdigit())
+    with pytest.raises(StreamRefused, match="token-expired"):
+        caller_from_token("auth-token", token, sid, now=1_000_061.0)
+    with pytest.raises(StreamRefused):
+        caller_from_token("another-token", token, sid, now=1_000_030.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    carrier=st.sampled_from(["twilio", "telnyx", "plivo", "exotel", "other"]), call_id=st.text(max_size=80)
+)
+def test_call_ids_that_reach_a_rest_url_have_no_url_syntax(carrier: str, call_id: str) -> None:
+    if valid_call_id(carrier, call_id):
+        assert not set(call_id) & set("/?#%&=@ .\\\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(host=st.text(max_size=45), received=st.text(max_size=100))
+def test_addresses_and_urls_from_the_network_never_raise(host: str, received: str) -> None:
+    from ipaddress import IPv4Network
+
+    source_allowed(host, (IPv4Network("10.0.0.0/8"),))
+    public_url("wss://10.0.0.5:8443/telephony/twilio" + received, "https://voice.clinic.example")
