@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     silence_prompts_before_hangup: Annotated[int, Field(ge=1, le=20)] = 3
     #: Whatever happens in it, a call ends (politely) after this long, so no line can be held open.
     call_max_seconds: Annotated[float, Field(ge=10, le=4 * 3600)] = 20 * 60
+    #: A call whose caller never connects (a WebRTC offer whose peer never completes ICE and DTLS) is
+    #: given up after this, so it stops holding a line.
+    call_connect_seconds: Annotated[float, Field(gt=0, le=120)] = 15
     #: Inter-digit pause that ends a keypad (DTMF) entry that was not closed with # .
     dtmf_pause_seconds: Annotated[float, Field(gt=0, le=30)] = 4.0
 

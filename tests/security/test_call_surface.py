@@ -33,6 +33,7 @@ def server(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         VOICE_AGENT_TELEPHONY_HANDSHAKE_SECONDS="1",
         VOICE_AGENT_TELEPHONY_ACCEPT_UNSIGNED="false",  # the clinic profile, on the dev sandbox
         VOICE_AGENT_CALL_MAX_SECONDS=str(CALL_LIMIT),
+        VOICE_AGENT_CALL_CONNECT_SECONDS="3",
         VOICE_AGENT_TELEPHONY_STREAM_SECRETS=json.dumps({"telnyx": "telnyx-stream-secret-for-tests"}),
     )
     try:
@@ -138,6 +139,13 @@ async def test_invented_pc_ids_never_take_the_worker_past_its_ceiling(server: Vo
         health = (await http.get("/healthz")).json()
     assert answered <= CEILING and answered + refused == 20
     assert health["calls"] <= CEILING
+    # and the offers whose peers never connect stop holding lines
+    async with httpx.AsyncClient(base_url=server.base_url, verify=server.ssl_context(), timeout=30) as http:
+        for _ in range(60):
+            if (await http.get("/healthz")).json()["calls"] == 0:
+                break
+            await asyncio.sleep(0.5)
+        assert (await http.get("/healthz")).json()["calls"] == 0
 
 
 async def test_a_call_that_goes_on_and_on_is_ended_at_its_time_limit(server: VoiceServer) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import websockets
+from twilio.request_validator import RequestValidator
 
 from fhir_adapters import AppointmentInfo, Scheduling
 from tests.conftest import Sandbox, free_port
@@ -55,6 +56,7 @@ from tests.sip.cluster import (
 from tests.sip.edge import MISSING, Edge, running_edge, wait_for_workers
 from tests.sip.sipp import Caller
 from tests.voice.browser import Line
+from tests.voice.twilio_caller import TWILIO_TEST_TOKEN
 from voice_agent.audit import generate_key_file
 from voice_agent.dialogue import speech, templates
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
@@ -170,14 +172,18 @@ async def test_two_workers_share_the_load_and_one_dying_loses_no_booking_and_no_
 
     key = tmp_path / "audit.key"
     generate_key_file(key)
-    shared = cluster_env(postgres_server.create_database(), key)
+    front_port = free_port()
+    # carriers sign the URL they were given, nginx's: the workers behind it are told what it is
+    shared = cluster_env(postgres_server.create_database(), key) | {
+        "VOICE_AGENT_TELEPHONY_PUBLIC_URL": f"https://127.0.0.1:{front_port}"
+    }
     ca = sandbox.certs.path("ca.pem")
     cert, cert_key = sandbox.certs.server
     with running_workers(sandbox, tmp_path, ["worker-a", "worker-b"], shared) as workers:
         doomed, survivor = workers
         with (
             running_edge(tmp_path / "edge", [("127.0.0.1", w.sip_port) for w in workers]) as edge,
-            running_nginx(tmp_path / "nginx", nginx_site(workers, free_port(), cert, cert_key, ca)) as nginx,
+            running_nginx(tmp_path / "nginx", nginx_site(workers, front_port, cert, cert_key, ca)) as nginx,
         ):
             wait_for_workers(edge)
             await _http_side_reaches_both(nginx, ca, survivor)
@@ -295,7 +301,9 @@ async def _http_side_reaches_both(nginx: Nginx, ca: Path, survivor: Worker) -> N
         assert ready.status_code == 200 and ready.json()["fhir"] and ready.json()["models"], ready.text
         assert web.get("/metrics").status_code == 404  # for Prometheus inside, not through the front
     context = survivor.server.ssl_context()
-    async with websockets.connect(f"wss://127.0.0.1:{nginx.port}/telephony/twilio", ssl=context) as ws:
+    stream = f"wss://127.0.0.1:{nginx.port}/telephony/twilio"
+    signed = {"X-Twilio-Signature": RequestValidator(TWILIO_TEST_TOKEN).compute_signature(stream, {})}
+    async with websockets.connect(stream, ssl=context, additional_headers=signed) as ws:
         await ws.send('{"event": "connected", "protocol": "Call", "version": "1.0.0"}')
         await ws.close()
 

@@ -162,7 +162,10 @@ async def run_voice_call(
             async def _silence(_processor: object) -> None:
                 await dialogue.on_silence()
 
+            connected = asyncio.Event()
+
             async def _connected(_transport: object, _client: object) -> None:
+                connected.set()
                 await dialogue.greet()
 
             async def _disconnected(_transport: object, _client: object) -> None:
@@ -186,6 +189,11 @@ async def run_voice_call(
             session.on_end.append(_session_ended)
 
             async def _time_limit() -> None:
+                try:
+                    await asyncio.wait_for(connected.wait(), settings.call_connect_seconds)
+                except TimeoutError:  # nobody there: release the line
+                    await worker.cancel()
+                    return
                 await asyncio.sleep(settings.call_max_seconds)
                 await dialogue.end_call(templates.CALL_TOO_LONG, "timeout")
 
