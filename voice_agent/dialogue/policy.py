@@ -397,7 +397,7 @@ class Conversation:
         self.prefs = Preferences()
         self.prefs.merge(slots)
         if self.session.patient is None:
-            if self.attempts >= MAX_VERIFICATION_ATTEMPTS:
+            if self._verification_spent():
                 return self._verification_closed()
             self.state = State.NAME
             return self._say(templates.VERIFY_INTRO)
@@ -439,7 +439,7 @@ class Conversation:
     async def _on_name(self, u: Understood) -> Reply:
         if task := _TASK_OF_INTENT.get(u.intent):
             self.task = task
-        if self.attempts >= MAX_VERIFICATION_ATTEMPTS and self.session.patient is None:
+        if self._verification_spent():
             return self._verification_closed()
         given, family = u.slots.given_name, u.slots.family_name
         if not given or not family:
@@ -459,7 +459,7 @@ class Conversation:
 
     async def _verify(self, born: date) -> Reply:
         assert self.name is not None
-        if self.attempts >= MAX_VERIFICATION_ATTEMPTS:  # no path back into verification in this call
+        if self._verification_spent():
             return self._verification_closed()
         claimed = {
             "name": " ".join(self.name),
@@ -502,6 +502,10 @@ class Conversation:
             return self._verification_closed()
         self.state = State.NAME
         return self._say(templates.VERIFY_FAILED_RETRY)
+
+    def _verification_spent(self) -> bool:
+        """The call's failed attempts are used up: there is no path back into verification in it."""
+        return self.session.patient is None and self.attempts >= MAX_VERIFICATION_ATTEMPTS
 
     def _verification_closed(self) -> Reply:
         """The call's failed attempts are spent: a callback or transfer, and the call ends either way."""
