@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,8 @@ from typing import Literal
 
 from prometheus_client import Counter
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, delete, func, insert, select
+
+from fhir_adapters.scheduling import normalise_name
 
 from .crypto import Keyring
 from .events import AlertKind
@@ -57,11 +58,6 @@ class AttemptLimit:
     window: timedelta
 
 
-def _fold(text: str) -> str:
-    plain = unicodedata.normalize("NFKD", text.casefold())
-    return " ".join("".join(c for c in plain if c.isalnum() or c.isspace()).split())
-
-
 class VerificationAttempts:
     """The shared counts (synchronous: callers run it in a thread, as they do the trail)."""
 
@@ -87,7 +83,8 @@ class VerificationAttempts:
     ) -> list[tuple[AttemptKind, str]]:
         """The digests this attempt counts against (what is unknown counts against nothing)."""
         values: list[tuple[AttemptKind, str | None]] = [
-            ("identity", _fold(name) if name else None),
+            # the gateway's own name comparison: "O'Brien", "o brien" and "OBrien" are one identity
+            ("identity", normalise_name(name) if name else None),
             ("number", "".join(c for c in number if c.isdigit()) if number else None),
             ("source", source),
         ]
@@ -116,14 +113,12 @@ class VerificationAttempts:
 
     def failed(self, keys: Sequence[tuple[AttemptKind, str]]) -> list[AttemptKind]:
         """Count one failure; returns the kinds this failure just brought to their limit (alert once)."""
-        now = to_db_time(self._clock())
+        now = self._clock()
+        oldest = max(limit.window for limit in self._limits.values())
         with self._trail.engine.begin() as conn:
             for kind, digest in keys:
-                conn.execute(insert(failures_table).values(kind=kind, digest=digest, at=now))
-            oldest = max(limit.window for limit in self._limits.values())
-            conn.execute(
-                delete(failures_table).where(failures_table.c.at < to_db_time(self._clock() - oldest))
-            )
+                conn.execute(insert(failures_table).values(kind=kind, digest=digest, at=to_db_time(now)))
+            conn.execute(delete(failures_table).where(failures_table.c.at < to_db_time(now - oldest)))
         return [kind for kind, count in self._counts(keys).items() if count == self._limits[kind].limit]
 
 

@@ -7,9 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import Counter
+
+from voice_agent.audit.events import CallRefusal
+from voice_agent.audit.recorder import AuditRecorder
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +21,15 @@ log = logging.getLogger(__name__)
 REFUSED = Counter(
     "voice_agent_calls_refused_total", "Calls refused before they began, by reason.", ["ingress", "reason"]
 )
+
+
+async def refused(
+    auditor: AuditRecorder, ingress: Literal["webrtc", "telephony"], reason: CallRefusal
+) -> None:
+    """A call turned away at the door: counted, logged (the reason only) and audited, one way for all."""
+    REFUSED.labels(ingress, reason).inc()
+    log.warning("a %s call was refused (%s)", ingress, reason)
+    await auditor.call_refused(ingress, reason)
 
 
 class CallsFull(Exception):

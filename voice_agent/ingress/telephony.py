@@ -26,7 +26,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from voice_agent.audit.events import CallRefusal
 from voice_agent.dialogue.handoff import to_e164
-from voice_agent.ingress.calls import REFUSED, CallRegistry, CallsFull
+from voice_agent.ingress.calls import CallRegistry, CallsFull, refused
 from voice_agent.ingress.carrier_auth import (
     StreamRefused,
     caller_from_token,
@@ -101,9 +101,7 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
         )
 
     async def refuse(reason: CallRefusal) -> None:
-        REFUSED.labels("telephony", reason).inc()
-        log.warning("a media stream was refused (%s)", reason)
-        await auditor.call_refused("telephony", reason)
+        await refused(auditor, "telephony", reason)
 
     @router.post("/telephony/twilio/voice")
     async def twilio_incoming(request: Request) -> Response:
@@ -173,11 +171,7 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
             )
             call = {k: (str(v) if v is not None else None) for k, v in dict(data).items() if k != "body"}
             frames = serializer(carrier, detected, call, settings)
-        except TimeoutError:
-            await refuse("handshake")
-            await websocket.close(code=_POLICY_VIOLATION)
-            return
-        except (UnsupportedStream, ValueError, KeyError):
+        except (TimeoutError, UnsupportedStream, ValueError, KeyError):  # none in time, or not this carrier's
             await refuse("handshake")
             await websocket.close(code=_POLICY_VIOLATION)
             return

@@ -20,8 +20,7 @@ from pipecat.transports.smallwebrtc.request_handler import (
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pydantic import BaseModel, Field
 
-from voice_agent.audit.events import CallRefusal
-from voice_agent.ingress.calls import REFUSED, CallRegistry, CallsFull, Draining
+from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining, refused
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
 
 log = logging.getLogger(__name__)
@@ -85,9 +84,7 @@ def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
             try:
                 calls.reserve()
             except CallsFull as full:
-                reason: CallRefusal = "ceiling"
-                REFUSED.labels("webrtc", reason).inc()
-                await engine.agent.auditor.call_refused("webrtc", reason)
+                await refused(engine.agent.auditor, "webrtc", "ceiling")
                 detail = "this line is closing" if isinstance(full, Draining) else "all lines are busy"
                 raise HTTPException(503, f"{detail}; please try again shortly") from None
 
