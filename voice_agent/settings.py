@@ -255,9 +255,13 @@ class Settings(BaseSettings):
     sip_port: Annotated[int, Field(ge=1, le=65535)] = 5060
     #: The transport the agent's own requests (REFER, BYE, REGISTER) use; it answers on every one.
     sip_transport: Literal["udp", "tcp", "tls"] = "udp"
-    #: Who may send calls: the PBX, the trunk's edge, the proxy. Matched against the INVITE's top Via
-    #: (the hop that sent it); a firewall on the SIP port is still the clinic's first line.
+    #: Who may send calls: the PBX, the trunk's edge, the proxy. The kernel drops every signalling
+    #: packet whose real source is elsewhere (a socket filter; at most 32 networks).
     sip_allowed_sources: tuple[IPv4Network | IPv6Network, ...] = (IPv4Network("127.0.0.1/32"),)
+    #: Believe the caller number in P-Asserted-Identity. Only when every allowed source asserts it (the
+    #: edge in deploy/sip strips it from peers outside its asserting group); otherwise no SIP caller
+    #: number is believed (the From header is the caller's own) and the agent asks for a callback number.
+    sip_trust_asserted_identity: bool = False
     #: SIP over TLS: one PEM holding the listener's certificate and key, and the CA that signs peers.
     sip_tls_cert: Path | None = None
     sip_tls_ca_file: Path | None = None
@@ -410,6 +414,8 @@ class Settings(BaseSettings):
             )
         if not self.sip_allowed_sources:
             raise ValueError("sip_allowed_sources is empty: no PBX could reach the agent")
+        if len(self.sip_allowed_sources) > 32:
+            raise ValueError("sip_allowed_sources lists over 32 networks: summarise them")
         if any(net.prefixlen == 0 for net in self.sip_allowed_sources):
             raise ValueError(
                 "sip_allowed_sources must name the PBX, the trunk edge or the proxy, not everyone"

@@ -41,7 +41,8 @@ def sip_agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Ite
         VOICE_AGENT_SIP_HOST="127.0.0.1",
         VOICE_AGENT_SIP_PORT=str(sip_port),
         VOICE_AGENT_SIP_TRANSPORT="udp",
-        VOICE_AGENT_SIP_ALLOWED_SOURCES='["127.0.0.1/32"]',  # the edge: every INVITE's top Via
+        VOICE_AGENT_SIP_ALLOWED_SOURCES='["127.0.0.1/32"]',  # the edge (and, on loopback, every test peer)
+        VOICE_AGENT_SIP_TRUST_ASSERTED_IDENTITY="true",  # the edge passes on only the trunk's PAI
         VOICE_AGENT_SIP_MAX_CALLS="8",
         VOICE_AGENT_FRONT_DESK_SIP_URI=front_desk,
         VOICE_AGENT_FRONT_DESK_HOURS="Mo-Su 00:00-24:00",
@@ -54,7 +55,9 @@ def sip_agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 def edge(sip_agent: SipAgent, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    with running_edge(tmp_path_factory.mktemp("edge"), [("127.0.0.1", sip_agent.sip_port)]) as running:
+    workers = [("127.0.0.1", sip_agent.sip_port)]
+    # SIPp plays the trunk, which attests the caller number (P-Asserted-Identity)
+    with running_edge(tmp_path_factory.mktemp("edge"), workers, asserting=("127.0.0.1",)) as running:
         wait_for_workers(running)  # the agent answered the edge's OPTIONS
         yield running
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ TOOLS = ("sipp", "kamailio", "kamcmd", "tcpdump")
 MISSING = [t for t in TOOLS if shutil.which(t) is None and not os.path.exists(f"/usr/sbin/{t}")]
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 KAMCMD = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
+#: The calling number the hand-written requests carry (a synthetic one)
+CALLER = "+15550142222"
 
 
 def free_udp_port(*, even: bool = False) -> int:
@@ -81,6 +84,7 @@ def start_edge(
     workers: Sequence[tuple[str, int]],
     *,
     allowed: Sequence[str] = ("127.0.0.1",),
+    asserting: Sequence[str] = (),
     ping_interval: int = 1,
     host: str = "127.0.0.1",
 ) -> Edge:
@@ -94,7 +98,10 @@ def start_edge(
         "".join(f"1 sip:agent@{h}:{p} 0 0 duid=worker-{i}\n" for i, (h, p) in enumerate(workers, start=1))
     )
     peers = directory / "allowed-peers.list"
-    peers.write_text("".join(f"1 {a.split('/')[0]} {_mask(a)} 0 test-peer\n" for a in allowed))
+    peers.write_text(
+        "".join(f"1 {a.split('/')[0]} {_mask(a)} 0 test-peer\n" for a in allowed)
+        + "".join(f"2 {a.split('/')[0]} {_mask(a)} 0 test-trunk\n" for a in asserting)
+    )
     port = free_udp_port()
     ctl = f"unix:{run / 'kamailio_ctl'}"
     defines = {
@@ -152,13 +159,57 @@ def running_edge(
     workers: Sequence[tuple[str, int]],
     *,
     allowed: Sequence[str] = ("127.0.0.1",),
+    asserting: Sequence[str] = (),
     ping_interval: int = 1,
 ) -> Iterator[Edge]:
-    edge = start_edge(directory, workers, allowed=allowed, ping_interval=ping_interval)
+    edge = start_edge(directory, workers, allowed=allowed, asserting=asserting, ping_interval=ping_interval)
     try:
         yield edge
     finally:
         stop_edge(edge)
+
+
+def sip_request(
+    host: str,
+    port: int,
+    method: str,
+    *,
+    source: str = "127.0.0.1",
+    user: str | None = None,
+    via: str | None = None,
+    headers: Sequence[str] = (),
+    timeout: float = 10,
+) -> str | None:
+    """One out-of-dialog request over UDP from ``source`` (its Via naming ``via`` if given: a forgery);
+    the status line of the final answer, or None if nothing answers within ``timeout``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        here, here_port = sock.getsockname()
+        uri = f"sip:{user}@{host}:{port}" if user else f"sip:{host}:{port}"
+        sdp = f"v=0\r\no=- 1 1 IN IP4 {here}\r\ns=-\r\nc=IN IP4 {here}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+        body = sdp if method == "INVITE" else ""
+        message = (
+            f"{method} {uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {via or here}:{here_port};branch=z9hG4bK{uuid.uuid4().hex};rport\r\n"
+            f"From: <sip:{CALLER}@{here}:{here_port}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <{uri}>\r\n"
+            f"Call-ID: {uuid.uuid4().hex}\r\n"
+            f"CSeq: 1 {method}\r\n"
+            f"Contact: <sip:{CALLER}@{here}:{here_port}>\r\n"
+            "Max-Forwards: 70\r\n"
+            + "".join(f"{h}\r\n" for h in headers)
+            + ("Content-Type: application/sdp\r\n" if body else "")
+            + f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        sock.sendto(message.encode(), (host, port))
+        try:
+            while True:
+                status = sock.recv(65535).decode(errors="replace").splitlines()[0]
+                if not status.startswith("SIP/2.0 1"):  # 100 Trying: wait for the final answer
+                    return status
+        except TimeoutError:
+            return None
 
 
 def _mask(address: str) -> int:

@@ -26,7 +26,7 @@ from tests.sip.calls import (
     said_in_order,
 )
 from tests.sip.conftest import SipAgent
-from tests.sip.edge import MISSING, Edge
+from tests.sip.edge import MISSING, Edge, sip_request
 from tests.sip.sipp import Caller
 from tests.voice.browser import Line
 from voice_agent.audit import Keyring
@@ -86,3 +86,16 @@ async def test_asking_for_the_front_desk_transfers_the_call_or_else_books_a_call
         assert [e.category for e in new] == ["caller_request"]
         opened = store.get(new[0].id, "staff-test")  # the number staff will call: the caller ID
         assert opened.callback_number == to_e164(missed.phone)
+
+
+def test_an_unlisted_source_is_not_answered_whatever_its_via_says(sip_agent: SipAgent) -> None:
+    """Straight at the worker, past the edge: the kernel drops an INVITE from 127.0.0.2 that names the
+    allowed 127.0.0.1 in its Via (the old check believed it), and the caller learns nothing, not even a
+    refusal; the allowed source is still answered."""
+    port = sip_agent.sip_port
+    forged = sip_request(
+        "127.0.0.1", port, "INVITE", source="127.0.0.2", via="127.0.0.1", user="clinic", timeout=3
+    )
+    assert forged is None
+    assert sip_request("127.0.0.1", port, "OPTIONS", source="127.0.0.2", timeout=2) is None
+    assert sip_request("127.0.0.1", port, "OPTIONS", user="agent") == "SIP/2.0 200 OK"

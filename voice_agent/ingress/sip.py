@@ -1,7 +1,9 @@
 """SIP from the clinic's own phone system: one baresip stack per worker process answers INVITEs (routed to
 it by the PBX, the trunk's edge or the kamailio proxy in ``deploy/sip``) and runs each call's pipeline.
 
-Only the addresses in ``sip_allowed_sources`` may place calls; the stack never executes a REFER a caller
+Only the addresses in ``sip_allowed_sources`` reach the stack at all (the kernel drops every other packet:
+``sip_source_filter``); the caller number is believed only from a ``P-Asserted-Identity`` those peers
+attest, when ``sip_trust_asserted_identity`` says they do; the stack never executes a REFER a caller
 sends (a transfer request can steer a bot into dialling anywhere: toll fraud), and it never logs a SIP
 message (they carry caller numbers): its logger is held at WARNING and every line passes the redactor.
 """
@@ -13,12 +15,20 @@ import contextlib
 import ipaddress
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from voice_agent.dialogue.handoff import to_e164
 from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining
 from voice_agent.ingress.hours import OpeningHours
+from voice_agent.ingress.sip_source_filter import (
+    Network,
+    SourceFilterError,
+    allow_only,
+    signalling_sockets,
+    socket_inodes,
+)
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
 from voice_agent.settings import Settings
 from voice_agent.transports.sip import SipTransport
@@ -30,19 +40,7 @@ log = logging.getLogger(__name__)
 
 #: G.711 on the wire: the agent's audio leaves the pipeline at the wire's rate (no second resampling).
 SIP_AUDIO_RATE = 8000
-_VIA_HOST = re.compile(r"^SIP/2\.0/[A-Za-z]+\s+(\[[0-9A-Fa-f:.]+\]|[^\s:;]+)")
 _PHONE_USER = re.compile(r"^(?:sips?|tel):(\+?[0-9][0-9().\-]{5,20})(?:[@;]|$)")
-
-
-def sent_by(via: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The host of the INVITE's top Via: the hop that sent it to us (a name, or nothing: None)."""
-    match = _VIA_HOST.match((via or "").split(",")[0].strip())
-    if match is None:
-        return None
-    try:
-        return ipaddress.ip_address(match.group(1).strip("[]"))
-    except ValueError:
-        return None
 
 
 def caller_number(uri: str | None) -> str | None:
@@ -76,6 +74,7 @@ class SipIngress:
         from baresip import Account, Config, RegistrationError, Runtime, UserAgent
 
         s = self._settings
+        before = set(socket_inodes())
         runtime = Runtime(native_log_level="warning")
         await runtime.start(
             Config(
@@ -102,6 +101,7 @@ class SipIngress:
         # "reject": a REFER from a caller is refused (603), never executed.
         self._agent = await UserAgent.create(runtime, account, transfer_policy="reject")
         self._agent.on_incoming(self._incoming)
+        self._filter_sources(before)
         if registering:
             try:
                 await self._agent.register()
@@ -134,6 +134,18 @@ class SipIngress:
 
     # ------------------------------------------------------------------ calls
 
+    def _filter_sources(self, before: set[int]) -> None:
+        """Put the allow-list (and the registrar, whose answers arrive on the same socket) on every
+        signalling socket the stack opened; without one, SIP does not start."""
+        opened = socket_inodes()
+        sockets = signalling_sockets(set(opened) - before)
+        if not sockets:
+            raise SourceFilterError("found no SIP socket to put the source allow-list on")
+        allowed = [*self._settings.sip_allowed_sources, *registrar_networks(self._settings.sip_registrar)]
+        for inode in sockets:
+            allow_only(opened[inode], allowed)
+        log.info("SIP: only %d allowed source network(s) can reach the stack", len(allowed))
+
     def _stack_config(self) -> str:
         s = self._settings
         lines = [f"sip_listen {_host_port(s.sip_host, s.sip_port)}", f"rtp_ports {s.sip_rtp_ports}"]
@@ -151,13 +163,9 @@ class SipIngress:
     async def _answer(self, call: Call) -> None:
         from baresip import BaresipError
 
-        source = sent_by(call.headers.get("Via"))
-        if source is None or not any(source in net for net in self._settings.sip_allowed_sources):
-            log.warning("SIP: refused a call from a source outside sip_allowed_sources")
-            with contextlib.suppress(BaresipError):
-                await call.reject()
-            return
-        number = caller_number(call.headers.get("P-Asserted-Identity")) or caller_number(call.peer)
+        # The From header is whatever the caller's device wrote; only the edge's assertion is a number.
+        asserted = call.headers.get("P-Asserted-Identity")
+        number = caller_number(asserted) if self._settings.sip_trust_asserted_identity else None
         try:
             self._calls.reserve()
         except CallsFull as refusal:
@@ -185,6 +193,19 @@ class SipIngress:
             ),
             reserved=True,
         )
+
+
+def registrar_networks(registrar: str | None) -> list[Network]:
+    """The registrar's addresses as one-host networks (it answers REGISTER on the signalling socket)."""
+    if registrar is None:
+        return []
+    host = registrar.split(";")[0].rsplit("@", 1)[-1]
+    host = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+    except socket.gaierror as error:
+        raise SourceFilterError(f"sip_registrar's host does not resolve ({error.strerror})") from None
+    return [ipaddress.ip_network(info[4][0]) for info in infos]
 
 
 def _host_port(host: str, port: int) -> str:

@@ -428,7 +428,10 @@ def _sip(b: Builder) -> None:
         else "no live transfer (front_desk_sip_uri unset): escalations become callbacks"
     )
     controls = [
-        f"INVITEs only from {sources} (the top Via); a firewall on the SIP port is the clinic's first line",
+        f"SIP packets only from {sources} (a kernel filter on the real source address)",
+        "caller number: P-Asserted-Identity from the allowed peers"
+        if s.sip_trust_asserted_identity
+        else "caller number: none believed (no attesting edge); callers are asked for a callback number",
         signalling,
         "media: " + _SRTP[s.sip_srtp],
         "SIP messages are never logged (the stack held at WARNING; every line redacted)",
