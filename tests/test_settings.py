@@ -118,3 +118,24 @@ def test_moving_the_agents_clock_is_for_the_sandbox_only_and_loud(monkeypatch: p
     monkeypatch.setenv("VOICE_AGENT_FHIR_BASE_URL", "https://fhir.clinic.internal/fhir")
     with pytest.raises(ValidationError, match="development sandbox only"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"siem_syslog": "siem.clinic.lan"}, "host:port"),
+        ({"siem_syslog": "siem.clinic.lan:99999"}, "host:port"),
+        ({"siem_webhook_url": "http://siem.clinic.lan/hook", "siem_webhook_secret": "x" * 32}, "https"),
+        ({"siem_webhook_url": "https://siem.clinic.lan/hook"}, "siem_webhook_secret"),
+        (
+            {"siem_webhook_url": "https://siem.clinic.lan/hook", "siem_webhook_secret": "short"},
+            "16 characters",
+        ),
+    ],
+)
+def test_a_siem_sink_that_would_send_in_clear_or_unsigned_fails_loudly(
+    update: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(**update)  # type: ignore[arg-type]
+    assert Settings(siem_syslog="[fd00::5]:6514").siem_syslog_address == ("fd00::5", 6514)

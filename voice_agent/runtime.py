@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from fhir_adapters import FhirGateway, Scheduling
+from fhir_adapters import FhirAuthenticationError, FhirGateway, Scheduling
+from fhir_adapters.gateway import AccessRecord
 from voice_agent import wiring
 from voice_agent.audit import AuditRecorder, AuditTrail, Keyring, load_keyring
+from voice_agent.audit.alerts import BreachDetector, Signals
 from voice_agent.audit.attempts import AttemptGate, AttemptKind, AttemptLimit, VerificationAttempts
+from voice_agent.audit.siem import sinks_for
 from voice_agent.audit.workers import WorkerLedger, keep_alive
 from voice_agent.escalations import AsyncEscalationStore, EscalationStore
 from voice_agent.session import SessionManager
@@ -42,6 +45,8 @@ class Runtime:
     worker: WorkerLedger
     #: Failed identity checks across calls and workers (the dialogue's ``IdentityGate``).
     gate: AttemptGate
+    #: Breach-detection signals and alerts (console, audit, metrics, the SIEM when set).
+    detector: BreachDetector
     #: The agent's "now" for everything about dates (not audit or session timing): ``wiring.clock``.
     clock: Callable[[], datetime]
 
@@ -60,6 +65,34 @@ def attempt_limits(settings: Settings) -> dict[AttemptKind, AttemptLimit]:
     }
 
 
+def breach_detector(
+    settings: Settings, trail: AuditTrail, keyring: Keyring, auditor: AuditRecorder
+) -> BreachDetector:
+    secret = settings.siem_webhook_secret
+    sinks = sinks_for(
+        syslog=settings.siem_syslog_address,
+        webhook=settings.siem_webhook_url,
+        webhook_secret=secret.get_secret_value().encode() if secret else None,
+        ca_file=settings.siem_ca_file,
+        hostname=settings.worker_id,
+    )
+    return BreachDetector(Signals(trail, keyring), auditor, sinks)
+
+
+class AlertingRecorder:
+    """The gateway's recorder: every access audited, and a failed FHIR authentication (a certificate
+    refused either way, or the agent's identity refused) also a breach-detection signal."""
+
+    def __init__(self, auditor: AuditRecorder, detector: BreachDetector) -> None:
+        self._auditor = auditor
+        self._detector = detector
+
+    async def record(self, access: AccessRecord) -> None:
+        await self._auditor.record(access)
+        if access.error == FhirAuthenticationError.__name__:
+            await self._detector.signal("fhir-auth-failure")
+
+
 @contextlib.asynccontextmanager
 async def runtime(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
@@ -73,10 +106,13 @@ async def runtime(
         auditor = AuditRecorder(trail, settings.service_identity, ledger=worker)
         attempts = VerificationAttempts(trail, keyring, attempt_limits(settings))
         await asyncio.to_thread(attempts.create)
+        detector = breach_detector(settings, trail, keyring, auditor)
+        await asyncio.to_thread(detector.signals.create)
         escalations = AsyncEscalationStore(
             EscalationStore(trail, keyring, service_identity=settings.service_identity)
         )
-        async with wiring.gateway(settings, recorder=auditor, transport=transport) as fhir:
+        recorder = AlertingRecorder(auditor, detector)
+        async with wiring.gateway(settings, recorder=recorder, transport=transport) as fhir:
             sessions = SessionManager(auditor, idle_timeout=settings.session_idle_timeout_seconds)
             heartbeat = asyncio.get_running_loop().create_task(
                 keep_alive(worker, auditor.actor), name="worker-heartbeat"
@@ -93,7 +129,8 @@ async def runtime(
                     escalations,
                     keyring,
                     worker,
-                    AttemptGate(attempts, auditor),
+                    AttemptGate(attempts, detector),
+                    detector,
                     now,
                 )
             finally:

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     verification_source_limit: Annotated[int, Field(ge=1, le=1000)] = 20
     verification_source_window_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 1
 
+    # --- breach detection: alerts to the clinic's SIEM as well as the console (both off by default) ---
+    #: A syslog collector, "host:port", spoken to in RFC 5424 over TLS (never plain).
+    siem_syslog: str | None = None
+    #: An https:// URL that receives each alert as JSON, signed with ``siem_webhook_secret``.
+    siem_webhook_url: str | None = None
+    siem_webhook_secret: SecretStr | None = None
+    #: The CA that signs the SIEM's certificate (the system's CAs if unset).
+    siem_ca_file: Path | None = None
+
     # --- sessions ---
     session_idle_timeout_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
 
@@ -339,6 +348,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _transport_is_safe(self) -> Settings:
+        self._siem_is_safe()
         if urlsplit(self.fhir_base_url).scheme == "http":
             if not self.fhir_allow_plain_http:
                 raise ValueError(
@@ -402,6 +412,29 @@ class Settings(BaseSettings):
                 stacklevel=2,
             )
         return self
+
+    def _siem_is_safe(self) -> None:
+        if self.siem_syslog is not None:
+            host, _, port = self.siem_syslog.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    "siem_syslog must be host:port (RFC 5424 over TLS, e.g. siem.clinic.lan:6514)"
+                )
+        if self.siem_webhook_url is not None:
+            url = urlsplit(self.siem_webhook_url)
+            if url.scheme != "https" or not url.hostname:
+                raise ValueError("siem_webhook_url must be an absolute https:// URL")
+            if self.siem_webhook_secret is None or len(self.siem_webhook_secret.get_secret_value()) < 16:
+                raise ValueError(
+                    "siem_webhook_url needs siem_webhook_secret (16 characters or more) to sign with"
+                )
+
+    @property
+    def siem_syslog_address(self) -> tuple[str, int] | None:
+        if self.siem_syslog is None:
+            return None
+        host, _, port = self.siem_syslog.rpartition(":")
+        return host.strip("[]"), int(port)
 
     def _sip_is_safe(self) -> None:
         if self.sip_transport == "tls" and self.sip_tls_cert is None:

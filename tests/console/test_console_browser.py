@@ -31,6 +31,7 @@ from tests.conftest import Sandbox
 from tests.voice.browser import CHROMIUM, CHROMIUM_FLAGS, chromium_available, spki_pin
 from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
 from voice_agent.audit import AuditTrail, Keyring
+from voice_agent.audit.alerts import ALERT_RULES
 from voice_agent.console.routes import format_phone
 from voice_agent.dialogue.handoff import to_e164
 from voice_agent.sandbox.private import VOICE_AGENT
@@ -318,14 +319,18 @@ def test_pages_outside_the_role_are_refused(
     assert status == 403
     desk.context.close()
 
-    # an unsigned client tries the carrier door: refused, and shown to the compliance officer as an alert
-    with pytest.raises(InvalidStatus):
-        websockets.sync.client.connect(f"{server.ws_url}/telephony/twilio", ssl=server.ssl_context())
+    # a client without a signature tries the carrier door until it is a burst: each refused, and the
+    # burst shown to the compliance officer as one alert
+    for _ in range(ALERT_RULES["carrier-auth-failure"].count):
+        with pytest.raises(InvalidStatus):
+            websockets.sync.client.connect(f"{server.ws_url}/telephony/twilio", ssl=server.ssl_context())
 
     officer = new_page(browser)
     sign_in(officer, server, accounts["compliance"])
     expect(officer.get_by_role("heading", name="Audit trail")).to_be_visible()  # their home page
-    expect(officer.locator("section.alerts")).to_contain_text("call refused (telephony): signature")
+    expect(officer.locator("section.alerts li[data-kind=carrier-auth-failures]")).to_have_count(1)
+    expect(officer.locator("section.alerts")).to_contain_text("Repeated carrier-authentication failures")
+    expect(officer.locator("table.audit")).to_contain_text("refusal=signature")
     expect(officer.locator("table.audit")).to_contain_text("escalation.resolve")
     with officer.expect_download() as download:
         officer.get_by_role("button", name="Export these days (JSON lines)").click()

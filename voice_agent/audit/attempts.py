@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from prometheus_client import Counter
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, delete, func, insert, select
 
 from fhir_adapters.scheduling import normalise_name
 
+from .alerts import BreachDetector
 from .crypto import Keyring
 from .events import AlertKind
-from .recorder import AuditRecorder
 from .store import to_db_time
 from .trail import AuditTrail
 
@@ -33,7 +32,6 @@ __all__ = ["AttemptGate", "AttemptKind", "AttemptLimit", "VerificationAttempts"]
 
 AttemptKind = Literal["identity", "number", "source"]
 
-ALERTS = Counter("voice_agent_security_alerts_total", "Breach-detection alerts raised, by kind.", ["kind"])
 _ALERT: dict[AttemptKind, AlertKind] = {
     "identity": "identity-locked",
     "number": "number-locked",
@@ -111,24 +109,28 @@ class VerificationAttempts:
         """The kinds whose key is at its limit: verification is refused while any is."""
         return [kind for kind, count in self._counts(keys).items() if count >= self._limits[kind].limit]
 
-    def failed(self, keys: Sequence[tuple[AttemptKind, str]]) -> list[AttemptKind]:
-        """Count one failure; returns the kinds this failure just brought to their limit (alert once)."""
+    def failed(self, keys: Sequence[tuple[AttemptKind, str]]) -> list[tuple[AttemptKind, str]]:
+        """Count one failure; returns the keys now at their limit (locked: the caller alerts, once)."""
         now = self._clock()
         oldest = max(limit.window for limit in self._limits.values())
         with self._trail.engine.begin() as conn:
             for kind, digest in keys:
                 conn.execute(insert(failures_table).values(kind=kind, digest=digest, at=to_db_time(now)))
             conn.execute(delete(failures_table).where(failures_table.c.at < to_db_time(now - oldest)))
-        return [kind for kind, count in self._counts(keys).items() if count == self._limits[kind].limit]
+        counts = self._counts(keys)
+        return [(kind, digest) for kind, digest in keys if counts[kind] >= self._limits[kind].limit]
+
+    def window(self, kind: AttemptKind) -> timedelta:
+        return self._limits[kind].window
 
 
 class AttemptGate:
-    """The dialogue's view of the counts (``policy.IdentityGate``): off the event loop, and an audited
-    alert, once, when a key reaches its limit."""
+    """The dialogue's view of the counts (``policy.IdentityGate``): off the event loop; every failure is
+    a breach-detection signal, and a key that locks raises an alert, once per cooling period."""
 
-    def __init__(self, attempts: VerificationAttempts, auditor: AuditRecorder) -> None:
+    def __init__(self, attempts: VerificationAttempts, detector: BreachDetector) -> None:
         self._attempts = attempts
-        self._auditor = auditor
+        self._detector = detector
 
     async def locked(self, *, name: str | None, number: str | None, source: str | None) -> bool:
         keys = self._attempts.keys(name=name, number=number, source=source)
@@ -136,6 +138,6 @@ class AttemptGate:
 
     async def failed(self, *, name: str | None, number: str | None, source: str | None) -> None:
         keys = self._attempts.keys(name=name, number=number, source=source)
-        for kind in await asyncio.to_thread(self._attempts.failed, keys):
-            ALERTS.labels(_ALERT[kind]).inc()
-            await self._auditor.alert(_ALERT[kind])
+        await self._detector.signal("verification-failure")
+        for kind, digest in await asyncio.to_thread(self._attempts.failed, keys):
+            await self._detector.raise_once(_ALERT[kind], digest, self._attempts.window(kind))

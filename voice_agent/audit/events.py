@@ -96,6 +96,9 @@ class AuditAction(StrEnum):
     ESCALATION_CLAIM = "escalation.claim"
     ESCALATION_RESOLVE = "escalation.resolve"
     ESCALATION_DELETE = "escalation.delete"
+    #: A further urgent call from the origin of an open urgent escalation, counted on it (``session_id``:
+    #: the new call's) instead of queued again.
+    ESCALATION_MERGE = "escalation.merge"
     STAFF_LOGIN = "staff.login"
     STAFF_LOGOUT = "staff.logout"
     AUDIT_EXPORT = "audit.export"
@@ -126,7 +129,16 @@ CallRefusal = Literal[
     "signature", "token", "token-expired", "secret", "source", "unsigned", "handshake", "call-id", "ceiling"
 ]
 #: What a security alert is about (a closed set: also a metric label).
-AlertKind = Literal["identity-locked", "number-locked", "source-locked"]
+AlertKind = Literal[
+    "identity-locked",
+    "number-locked",
+    "source-locked",
+    "verification-burst",
+    "urgent-flood",
+    "carrier-auth-failures",
+    "fhir-certificate-failure",
+    "ceiling-refusals",
+]
 #: Which model-independent guardrail fired (never what the caller said).
 GuardrailKind = Literal["emergency", "crisis", "medical_advice", "other_person", "change_rules"]
 #: Console roles: front desk (escalations), compliance officer (audit trail), administrator (accounts).

@@ -54,6 +54,7 @@ def build_console(agent: Runtime) -> Console:
         escalations=agent.escalations,
         scheduling=agent.scheduling,
         trail=agent.trail,
+        signals=agent.detector.signals,
     )
 
 

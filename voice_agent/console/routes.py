@@ -37,6 +37,8 @@ from voice_agent.audit import (
     current_session_id,
     current_staff_user,
 )
+from voice_agent.audit.alerts import Signals
+from voice_agent.audit.events import AlertKind
 from voice_agent.audit.export import export_events, parse_moment
 from voice_agent.escalations import (
     AsyncEscalationStore,
@@ -66,7 +68,20 @@ POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
 MAX_AUDIT_ROWS = 500
 #: Breach-detection events, listed above the trail for the compliance officer.
-_ALERT_ACTIONS = frozenset({"security.alert", "call.refused"})
+#: The alert panel's length (newest first); the trail holds every one.
+MAX_ALERTS = 200
+
+#: What each alert means, for the compliance officer (AlertKind is a closed set: mypy checks all are here).
+ALERT_LABELS: dict[AlertKind, str] = {
+    "identity-locked": "Identity checks locked for one claimed name (too many failed birth dates)",
+    "number-locked": "Identity checks locked for one calling number",
+    "source-locked": "Identity checks locked for one browser source address",
+    "verification-burst": "Many failed identity checks across the clinic in a short time",
+    "urgent-flood": "Repeated urgent escalations from one phone or browser",
+    "carrier-auth-failures": "Repeated carrier-authentication failures on the telephony endpoint",
+    "fhir-certificate-failure": "The FHIR server and the agent could not authenticate each other",
+    "ceiling-refusals": "Many calls refused because every line was busy",
+}
 
 CATEGORY_LABELS: dict[EscalationCategory, str] = {
     EscalationCategory.EMERGENCY: "Emergency",
@@ -119,8 +134,10 @@ class Console:
         escalations: AsyncEscalationStore,
         scheduling: Scheduling,
         trail: AuditTrail,
+        signals: Signals,
     ) -> None:
         self.settings = settings
+        self.signals = signals
         self.auth = auth
         self.staff = staff
         self.escalations = escalations
@@ -134,6 +151,7 @@ class Console:
         env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}" if isinstance(d, date) else ""
         env.globals.update(
             CATEGORY_LABELS=CATEGORY_LABELS,
+            ALERT_LABELS=ALERT_LABELS,
             OUTCOME_LABELS=OUTCOME_LABELS,
             ROLE_NAMES=ROLE_NAMES,
             ROLES=ROLES,
@@ -196,6 +214,7 @@ class Console:
         active = [s for s in summaries if s.status is not EscalationStatus.RESOLVED]
         return {
             "active": active,
+            "repeats": await self.escalations.repeats(),
             "resolved_count": len(summaries) - len(active),
             "urgent_count": sum(1 for s in active if s.urgency is Urgency.URGENT),
             "selected": selected,
@@ -233,7 +252,7 @@ class Console:
             if session is None or session.stage != "full":
                 yield "event: logout\ndata: timeout\n\n"
                 return
-            state = _queue_state(await self.escalations.queue(200))
+            state = _queue_state(await self.escalations.queue(200), await self.escalations.repeats())
             if last is not None and state != last:
                 yield "event: queue\ndata: changed\n\n"
                 quiet = 0.0
@@ -247,8 +266,8 @@ class Console:
             quiet += POLL_SECONDS
 
 
-def _queue_state(summaries: list[EscalationSummary]) -> str:
-    text = "|".join(f"{s.id}:{s.status.value}:{s.claimed_by}" for s in summaries)
+def _queue_state(summaries: list[EscalationSummary], repeats: dict[UUID, int]) -> str:
+    text = "|".join(f"{s.id}:{s.status.value}:{s.claimed_by}:{repeats.get(s.id, 0)}" for s in summaries)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -538,6 +557,8 @@ def console_router(console: Console) -> APIRouter:
             )
             since_text, until_text = start.date().isoformat(), today.isoformat()
         rows, problem = await asyncio.to_thread(_recent_events, console.trail, start, stop)
+        # from their own table: the panel shows every alert in the range, however busy the trail is
+        alerts = await asyncio.to_thread(console.signals.recent, start, stop, MAX_ALERTS)
         await console._audit(
             AuditEvent.now(
                 actor=Actor(kind="staff", id=session.username),
@@ -555,7 +576,8 @@ def console_router(console: Console) -> APIRouter:
             session,
             title="Audit trail",
             rows=rows,
-            alerts=[row for row in rows if row["event"].get("action") in _ALERT_ACTIONS],
+            alerts=alerts,
+            max_alerts=MAX_ALERTS,
             problem=problem,
             since=since_text,
             until=until_text,

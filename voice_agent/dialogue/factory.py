@@ -20,7 +20,7 @@ def conversations(agent: Runtime) -> partial[Conversation]:
 
     options: dict[str, Any] = {
         "scheduling": agent.scheduling,
-        "escalations": StoreHandoff(agent.escalations),
+        "escalations": StoreHandoff(agent.escalations, agent.detector),
         "zone": settings.zone,
         "clock": agent.clock,
         "gate": agent.gate,

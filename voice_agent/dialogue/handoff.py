@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from fhir_adapters import PatientRef
+from voice_agent.audit.alerts import BreachDetector
 from voice_agent.dialogue.policy import Category
 from voice_agent.escalations import AsyncEscalationStore, EscalationCategory, Urgency
 from voice_agent.session import CallSession
@@ -28,10 +29,15 @@ def to_e164(number: str | None, *, default_country: str = "1") -> str | None:
 
 
 class StoreHandoff:
-    """Creates the escalation staff will see: category, urgency, patient reference, callback number."""
+    """Creates the escalation staff will see: category, urgency, patient reference, callback number.
 
-    def __init__(self, store: AsyncEscalationStore) -> None:
+    An urgent one is a breach-detection signal per origin (the attested number, else the browser's
+    source), and one from an origin whose earlier urgent escalation is still open is counted on that
+    one instead (the caller still heard the 911 instruction: the policy says it before it hands off)."""
+
+    def __init__(self, store: AsyncEscalationStore, detector: BreachDetector) -> None:
         self._store = store
+        self._detector = detector
 
     async def escalate(
         self,
@@ -42,10 +48,16 @@ class StoreHandoff:
         callback_number: str | None,
         session: CallSession,
     ) -> None:
+        origin = session.caller_number or session.source
+        if urgent and origin is not None:
+            await self._detector.signal("urgent-escalation", origin)
+            if await self._store.merge_urgent(origin, session.id) is not None:
+                return
         await self._store.create(
             category=EscalationCategory(category),
             session_id=session.id,
             urgency=Urgency.URGENT if urgent else None,
             patient_id=patient.id if patient is not None else None,
             callback_number=to_e164(callback_number),
+            origin=origin if urgent else None,
         )

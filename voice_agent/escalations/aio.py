@@ -67,6 +67,7 @@ class AsyncEscalationStore:
         urgency: Urgency | None = None,
         patient_id: str | None = None,
         callback_number: str | None = None,
+        origin: str | None = None,
     ) -> Escalation:
         escalation = await asyncio.to_thread(
             lambda: self.store.create(
@@ -75,11 +76,21 @@ class AsyncEscalationStore:
                 urgency=urgency,
                 patient_id=patient_id,
                 callback_number=callback_number,
+                origin=origin,
             )
         )
         if escalation.urgency is Urgency.URGENT:
             self.urgent.notify()  # only after the commit: a woken console finds the row
         return escalation
+
+    async def merge_urgent(self, origin: str, session_id: UUID) -> EscalationSummary | None:
+        merged = await asyncio.to_thread(self.store.merge_urgent, origin, session_id)
+        if merged is not None:
+            self.urgent.notify()  # the console's open pages refresh and show the count
+        return merged
+
+    async def repeats(self) -> dict[UUID, int]:
+        return await asyncio.to_thread(self.store.repeats)
 
     async def queue(self, limit: int = 100) -> list[EscalationSummary]:
         return await asyncio.to_thread(self.store.queue, limit)

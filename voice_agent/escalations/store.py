@@ -17,6 +17,8 @@ The SQL here is blocking and may wait on the audit head lock: from the event loo
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -32,6 +34,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Row,
@@ -92,6 +95,20 @@ escalations_table = Table(
     Index("ix_escalations_queue", "status", "urgency", "created_at"),
     Index("ix_escalations_resolved_at", "resolved_at"),
 )
+
+#: Urgent escalations by where they came from (an HMAC of the calling number or browser source, no PHI):
+#: a second urgent call from one origin while its first is still open is counted on that one, so a
+#: flood of fake emergencies from one phone is one row and a real one from elsewhere is not buried.
+urgent_origins_table = Table(
+    "escalation_urgent_origins",
+    metadata,
+    Column("escalation_id", Uuid(), primary_key=True),
+    Column("origin", String(64), nullable=False, index=True),
+    Column("at", DateTime(timezone=False), nullable=False),
+    Column("repeats", Integer, nullable=False),
+)
+#: How long an open urgent escalation absorbs further urgent calls from its origin.
+URGENT_MERGE_WINDOW = timedelta(minutes=30)
 
 _ACTIVE = (EscalationStatus.OPEN.value, EscalationStatus.CLAIMED.value)
 _T = TypeVar("_T")
@@ -229,6 +246,7 @@ class EscalationStore:
         urgency: Urgency | None = None,
         patient_id: str | None = None,
         callback_number: str | None = None,
+        origin: str | None = None,
     ) -> Escalation:
         """Store a hand-off and its ``escalation.create`` event (service actor) in one transaction.
 
@@ -262,10 +280,65 @@ class EscalationStore:
                     ciphertext=sealed.ciphertext,
                 )
             )
+            if origin is not None and escalation.urgency is Urgency.URGENT:
+                conn.execute(
+                    urgent_origins_table.insert().values(
+                        escalation_id=escalation.id,
+                        origin=self._origin(origin),
+                        at=_db_value(escalation.created_at),
+                        repeats=0,
+                    )
+                )
             append(audit)
             return escalation
 
         return self._write(work)
+
+    def merge_urgent(self, origin: str, session_id: UUID) -> EscalationSummary | None:
+        """If an urgent escalation from ``origin`` (a calling number or source) is still open or claimed
+        and was raised within ``URGENT_MERGE_WINDOW``, count this call on it (audited as
+        ``escalation.merge`` with this call's session id) and return it; otherwise None: create one."""
+        since = _db_value(self._clock() - URGENT_MERGE_WINDOW)
+        t, o = escalations_table, urgent_origins_table
+
+        def work(conn: Connection, append: Append) -> EscalationSummary | None:
+            conn.execute(o.delete().where(o.c.at < since))
+            row = conn.execute(
+                select(*(t.c[name] for name in EscalationSummary.model_fields))
+                .join(o, o.c.escalation_id == t.c.id)
+                .where(o.c.origin == self._origin(origin), o.c.at >= since, t.c.status.in_(_ACTIVE))
+                .order_by(o.c.at.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            summary = EscalationSummary.model_validate(_summary_values(row))
+            conn.execute(o.update().where(o.c.escalation_id == summary.id).values(repeats=o.c.repeats + 1))
+            append(
+                self._event(
+                    self._service,
+                    AuditAction.ESCALATION_MERGE,
+                    "success",
+                    escalation_id=summary.id,
+                    session_id=session_id,  # the new call: its own events link here
+                )
+            )
+            return summary
+
+        return self._write(work)
+
+    def repeats(self) -> dict[UUID, int]:
+        """Further urgent calls counted on each escalation (only those that have any)."""
+        o = urgent_origins_table
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(o.c.escalation_id, o.c.repeats).where(o.c.repeats > 0)).all()
+        return {row.escalation_id: row.repeats for row in rows}
+
+    def _origin(self, origin: str) -> str:
+        key = hmac.new(
+            self._keyring.keys[self._keyring.active_id], b"escalation-origins v1", "sha256"
+        ).digest()
+        return hmac.new(key, origin.encode(), hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------------ staff side
 

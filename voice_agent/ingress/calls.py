@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from prometheus_client import Counter
 
+from voice_agent.audit.alerts import BreachDetector, SignalKind
 from voice_agent.audit.events import CallRefusal
 from voice_agent.audit.recorder import AuditRecorder
 
@@ -23,13 +24,29 @@ REFUSED = Counter(
 )
 
 
+#: Which refusals are a breach-detection signal: failed carrier authentication, and a full line.
+_SIGNAL: dict[CallRefusal, SignalKind] = {
+    **{
+        reason: "carrier-auth-failure"
+        for reason in ("signature", "token", "token-expired", "secret", "source", "unsigned", "call-id")
+    },
+    "ceiling": "ceiling-refusal",
+}
+
+
 async def refused(
-    auditor: AuditRecorder, ingress: Literal["webrtc", "telephony"], reason: CallRefusal
+    auditor: AuditRecorder,
+    detector: BreachDetector,
+    ingress: Literal["webrtc", "telephony", "sip"],
+    reason: CallRefusal,
 ) -> None:
-    """A call turned away at the door: counted, logged (the reason only) and audited, one way for all."""
+    """A call turned away at the door: counted, logged (the reason only), audited and signalled, one
+    way for all."""
     REFUSED.labels(ingress, reason).inc()
     log.warning("a %s call was refused (%s)", ingress, reason)
     await auditor.call_refused(ingress, reason)
+    if reason in _SIGNAL:
+        await detector.signal(_SIGNAL[reason])
 
 
 class CallsFull(Exception):

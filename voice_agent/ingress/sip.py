@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from voice_agent.dialogue.handoff import to_e164
-from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining
+from voice_agent.ingress.calls import CallRegistry, CallsFull, refused
 from voice_agent.ingress.hours import OpeningHours
 from voice_agent.ingress.sip_source_filter import (
     Network,
@@ -168,11 +168,10 @@ class SipIngress:
         number = caller_number(asserted) if self._settings.sip_trust_asserted_identity else None
         try:
             self._calls.reserve()
-        except CallsFull as refusal:
-            why = "it is draining" if isinstance(refusal, Draining) else "it is at max_concurrent_calls"
-            log.warning("SIP: refused a call: %s", why)
+        except CallsFull:
             with contextlib.suppress(BaresipError):
                 await call.reject()
+            await refused(self._engine.agent.auditor, self._engine.agent.detector, "sip", "ceiling")
             return
         try:
             await call.answer()

@@ -101,7 +101,7 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
         )
 
     async def refuse(reason: CallRefusal) -> None:
-        await refused(auditor, "telephony", reason)
+        await refused(auditor, engine.agent.detector, "telephony", reason)
 
     @router.post("/telephony/twilio/voice")
     async def twilio_incoming(request: Request) -> Response:

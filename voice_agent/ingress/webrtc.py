@@ -84,7 +84,7 @@ def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
             try:
                 calls.reserve()
             except CallsFull as full:
-                await refused(engine.agent.auditor, "webrtc", "ceiling")
+                await refused(engine.agent.auditor, engine.agent.detector, "webrtc", "ceiling")
                 detail = "this line is closing" if isinstance(full, Draining) else "all lines are busy"
                 raise HTTPException(503, f"{detail}; please try again shortly") from None
 
