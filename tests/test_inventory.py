@@ -160,8 +160,8 @@ def test_the_real_process_prints_no_secret_to_any_output(tmp_path: Path) -> None
         "VOICE_AGENT_SIP_PASSWORD": "sip-password-value",
         "VOICE_AGENT_SIP_REGISTRAR": "pbx.clinic.lan",
         "VOICE_AGENT_FHIR_BASE_URL": "https://agent:fhir-password-value@fhir.clinic.internal/fhir",
-        "VOICE_AGENT_ICE_SERVERS": '[{"urls": "turn:turn.clinic.internal:3478", "username": "agent", '
-        '"credential": "turn-credential-value"}]',
+        "VOICE_AGENT_TURN_URLS": '["turn:turn.clinic.internal:3478"]',
+        "VOICE_AGENT_TURN_SHARED_SECRET": "turn-shared-secret-value",
     }
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("VOICE_AGENT_")}
     out = tmp_path / "inventory.mmd"
@@ -435,7 +435,7 @@ MERMAID_SETTINGS = [
         "VOICE_AGENT_UNDERSTANDING": "rules",
     },
     {
-        "VOICE_AGENT_ICE_SERVERS": '[{"urls": "stun:stun.clinic.internal:3478"}]',
+        "VOICE_AGENT_STUN_URLS": '["stun:stun.clinic.internal:3478"]',
         "VOICE_AGENT_METRICS_ENABLED": "false",
         "VOICE_AGENT_LOG_CALLER_SPEECH": "true",
     },

@@ -139,3 +139,40 @@ def test_a_siem_sink_that_would_send_in_clear_or_unsigned_fails_loudly(
     with pytest.raises(ValueError, match=message):
         Settings(**update)  # type: ignore[arg-type]
     assert Settings(siem_syslog="[fd00::5]:6514").siem_syslog_address == ("fd00::5", 6514)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"turn_urls": ["turn:turn.clinic.lan:3478"]}, "turn_shared_secret"),
+        ({"turn_urls": ["turn:turn.clinic.lan:3478"], "turn_shared_secret": "short"}, "16 characters"),
+        ({"stun_urls": ["turn:turn.clinic.lan:3478"]}, "stun: URLs only"),
+        ({"turn_urls": ["stun:stun.clinic.lan"], "turn_shared_secret": "x" * 32}, "turn: or turns:"),
+        ({"ice_servers": [{"urls": "turn:t", "username": "u", "credential": "static"}]}, "ice_servers"),
+    ],
+)
+def test_turn_is_configured_with_a_shared_secret_never_a_static_credential(
+    update: dict[str, object], message: str
+) -> None:
+    """A static TURN password would be handed to every browser that loads the page, for ever."""
+    with pytest.raises(ValueError, match=message):
+        Settings(**update)  # type: ignore[arg-type]
+
+
+def test_minted_turn_credentials_follow_the_rest_scheme() -> None:
+    from voice_agent.ingress.turn_credentials import ice_config
+
+    servers = ice_config(
+        ("stun:stun.clinic.lan",),
+        ("turns:turn.clinic.lan:5349",),
+        "s" * 20,
+        label="ab",
+        now=1000,
+        ttl_seconds=60,
+    )
+    assert servers[0].as_browser_dict() == {"urls": "stun:stun.clinic.lan"}
+    turn = servers[1]
+    # coturn's check, base64(HMAC-SHA1(secret, "<expiry>:<label>")), as openssl computes it:
+    # printf 1060:ab | openssl dgst -sha1 -hmac ssssssssssssssssssss -binary | base64
+    assert turn.username == "1060:ab" and turn.credential == "q0PfMH5kzaSDeio0QUx8OoiPv3I="
+    assert ice_config((), ("turn:t",), None, label="ab", now=0, ttl_seconds=60) == []

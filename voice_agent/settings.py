@@ -217,9 +217,20 @@ class Settings(BaseSettings):
     serve_tls_key: Path | None = None
     #: Plain HTTP/WS: development only, loopback only, and loud.
     serve_allow_plain_http: bool = False
-    #: STUN/TURN for WebRTC, e.g. '[{"urls": "turn:turn.clinic.lan:3478", "username": "u", "credential":
-    #: "p"}]'. Empty: host candidates only (a browser on the clinic's own network).
-    ice_servers: tuple[dict[str, str], ...] = ()
+    #: STUN for WebRTC, e.g. '["stun:stun.clinic.lan:3478"]'. With no STUN or TURN: host candidates
+    #: only (a browser on the clinic's own network).
+    stun_urls: tuple[str, ...] = ()
+    #: TURN for WebRTC, e.g. '["turn:turn.clinic.lan:3478?transport=udp", "turns:turn.clinic.lan:5349"]',
+    #: with the secret the TURN server shares (coturn's ``static-auth-secret``): each page load gets a
+    #: credential of its own that expires, never a static one every browser could copy.
+    turn_urls: tuple[str, ...] = ()
+    turn_shared_secret: SecretStr | None = None
+    turn_credential_seconds: Annotated[int, Field(ge=60, le=86_400)] = 600
+    #: Per source address, per worker, per minute: WebRTC offers (each costs an ICE and DTLS set-up) and
+    #: carrier WebSocket upgrades (a carrier's media servers open every call's stream from few addresses:
+    #: keep this above the clinic's calls per minute). Beyond it: 429, audited once per source and minute.
+    offers_per_source_minute: Annotated[int, Field(ge=1, le=10_000)] = 20
+    streams_per_source_minute: Annotated[int, Field(ge=1, le=10_000)] = 120
     #: Carrier REST credentials, used only to hang a call up from our side; without them the agent
     #: ends its media stream and the carrier's own flow ends the call.
     twilio_account_sid: str | None = None
@@ -349,6 +360,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _transport_is_safe(self) -> Settings:
         self._siem_is_safe()
+        self._ice_is_safe()
         if urlsplit(self.fhir_base_url).scheme == "http":
             if not self.fhir_allow_plain_http:
                 raise ValueError(
@@ -412,6 +424,19 @@ class Settings(BaseSettings):
                 stacklevel=2,
             )
         return self
+
+    def _ice_is_safe(self) -> None:
+        if any(not url.startswith("stun:") for url in self.stun_urls):
+            raise ValueError("stun_urls takes stun: URLs only (TURN servers go in turn_urls)")
+        if any(not url.startswith(("turn:", "turns:")) for url in self.turn_urls):
+            raise ValueError("turn_urls takes turn: or turns: URLs only")
+        if self.turn_urls and (
+            self.turn_shared_secret is None or len(self.turn_shared_secret.get_secret_value()) < 16
+        ):
+            raise ValueError(
+                "turn_urls needs turn_shared_secret (16 characters or more): the TURN server's "
+                "static-auth-secret, from which each browser gets a credential that expires"
+            )
 
     def _siem_is_safe(self) -> None:
         if self.siem_syslog is not None:

@@ -56,6 +56,7 @@ from tests.sip.cluster import (
 from tests.sip.edge import MISSING, Edge, running_edge, wait_for_workers
 from tests.sip.sipp import Caller
 from tests.voice.browser import Line
+from tests.voice.conftest import worker_metric
 from tests.voice.twilio_caller import TWILIO_TEST_TOKEN
 from voice_agent.audit import generate_key_file
 from voice_agent.dialogue import speech, templates
@@ -131,8 +132,17 @@ def worker_of(call_port: int | None, workers: list[Worker]) -> str | None:
     return next((w.name for w in workers if w.took(call_port)), None)
 
 
-def served_by(web: httpx.Client, requests: int) -> list[str]:
-    return [web.get("/healthz").json()["worker"] for _ in range(requests)]
+def served_by(web: httpx.Client, workers: list[Worker], requests: int) -> dict[str, int]:
+    """How many of ``requests`` health probes through the front each worker answered (read off each
+    worker's own /metrics: the public side names no worker)."""
+
+    def probes(worker: Worker) -> float:
+        return worker.server.metric("voice_agent_health_probes_total", probe="healthz")
+
+    before = {w.name: probes(w) for w in workers}
+    for _ in range(requests):
+        assert web.get("/healthz").json() == {"status": "ok"}
+    return {w.name: round(probes(w) - before[w.name]) for w in workers}
 
 
 async def new_appointments(
@@ -186,7 +196,7 @@ async def test_two_workers_share_the_load_and_one_dying_loses_no_booking_and_no_
             running_nginx(tmp_path / "nginx", nginx_site(workers, front_port, cert, cert_key, ca)) as nginx,
         ):
             wait_for_workers(edge)
-            await _http_side_reaches_both(nginx, ca, survivor)
+            await _http_side_reaches_both(nginx, ca, workers)
             _inventory_describes_this_cluster(survivor, edge, postgres_server, sandbox)
 
             # Wave 1: four callers, spread over both workers; the doomed one is killed mid-call, as the
@@ -202,7 +212,7 @@ async def test_two_workers_share_the_load_and_one_dying_loses_no_booking_and_no_
             doomed.server.process.wait()
             _wait_until_inactive(edge, doomed)
             with via_nginx(nginx, ca) as web:
-                assert set(served_by(web, 4)) == {survivor.name}, nginx.error_log()
+                assert served_by(web, [survivor], 4) == {survivor.name: 4}, nginx.error_log()
 
             # Wave 2: four more callers, all of whom reach the survivor; and near its end a fifth, who
             # only says what they want. As the four say goodbye the survivor is stopped (SIGTERM): it
@@ -293,12 +303,15 @@ async def test_two_workers_share_the_load_and_one_dying_loses_no_booking_and_no_
     assert "not yet closed" not in out and "In progress" not in out, out
 
 
-async def _http_side_reaches_both(nginx: Nginx, ca: Path, survivor: Worker) -> None:
+async def _http_side_reaches_both(nginx: Nginx, ca: Path, workers: list[Worker]) -> None:
     """Through nginx: pages and health from both workers, readiness, and a carrier's WebSocket upgrade."""
+    survivor = workers[1]
     with via_nginx(nginx, ca) as web:
-        assert set(served_by(web, 6)) == {"worker-a", "worker-b"}, nginx.error_log()
+        served = served_by(web, workers, 6)
+        assert sum(served.values()) == 6 and all(served.values()), (served, nginx.error_log())
         ready = web.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["fhir"] and ready.json()["models"], ready.text
+        assert ready.status_code == 200 and ready.json() == {"ready": True}, ready.text
+        assert survivor.server.metric("voice_agent_worker_fhir_up") == 1
         assert web.get("/metrics").status_code == 404  # for Prometheus inside, not through the front
     context = survivor.server.ssl_context()
     stream = f"wss://127.0.0.1:{nginx.port}/telephony/twilio"
@@ -357,12 +370,13 @@ def _wait_until_inactive(edge: Edge, worker: Worker, timeout: float = 20) -> Non
 
 
 async def _not_ready_while_draining(worker: Worker) -> None:
-    """Within moments of SIGTERM, /readyz says 503 and why (a load balancer stops sending calls)."""
+    """Within moments of SIGTERM, /readyz says 503 (a load balancer stops sending calls), and the
+    worker's own metrics say why."""
     with worker.server.client() as direct:
         for _ in range(30):
             state = direct.get("/readyz")
             if state.status_code == 503:
-                assert state.json()["draining"] is True
+                assert worker_metric(direct, "voice_agent_worker_draining") == 1
                 return
             await asyncio.sleep(0.1)
     raise AssertionError("still ready while draining")

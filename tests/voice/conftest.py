@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Sandbox, free_port
 from tests.voice.twilio_caller import TWILIO_TEST_TOKEN
@@ -47,6 +48,23 @@ class VoiceServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the worker's /metrics (the private side: calls, ceiling, draining, probes)."""
+        with self.client() as client:
+            return worker_metric(client, name, **labels)
+
+
+def worker_metric(client: httpx.Client, name: str, **labels: str) -> float:
+    text = client.get("/metrics").text
+    samples = [
+        s
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
+    assert len(samples) == 1, f"{name}: {samples}"
+    return float(samples[0].value)
 
 
 def start_voice_server(sandbox: Sandbox, product: Path, **extra: str) -> VoiceServer:

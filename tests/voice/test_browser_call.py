@@ -34,7 +34,7 @@ from tests.voice.browser import (
     speaking_seconds,
 )
 from tests.voice.caller_audio import silence, write_wav
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
+from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server, worker_metric
 from voice_agent.dialogue import speech, templates
 from voice_agent.sandbox.clinic import SyntheticPatient
 
@@ -212,9 +212,12 @@ def calls_settle_at(server: httpx.Client, calls: int, timeout_seconds: float = 1
     """Whether the server's count of calls on the line reaches ``calls`` in time (a call's pipeline
     winds down for a moment after either side hangs up)."""
     deadline = time.monotonic() + timeout_seconds
-    while (now := server.get("/healthz").json()["calls"]) != calls and time.monotonic() < deadline:
+    while (now := worker_metric(server, CALLS_ACTIVE)) != calls and time.monotonic() < deadline:
         time.sleep(0.25)
     return bool(now == calls)
+
+
+CALLS_ACTIVE = "voice_agent_worker_calls_active"
 
 
 def test_a_caller_is_told_when_every_line_is_busy(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from typing import get_args
 
 import httpx
 import pytest
 import websockets
 
 from tests.voice.conftest import VoiceServer
+from voice_agent.audit.events import CallRefusal
 
 
 def test_serves_only_over_tls_with_the_configured_certificate(voice_server: VoiceServer) -> None:
@@ -56,7 +58,9 @@ def test_metrics_carry_numbers_and_closed_labels_only(voice_server: VoiceServer)
                         "transferred",
                         "shutdown",
                         "error",
+                        *get_args(CallRefusal),  # voice_agent_calls_refused_total
                     },
+                    "probe": {"healthz", "readyz"},
                     "le": None,
                 }
                 assert key in allowed, line

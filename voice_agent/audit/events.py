@@ -126,7 +126,17 @@ EndReason = Literal[
 ]
 #: Why a call was refused before it began (a closed set, so a metric label can carry it too).
 CallRefusal = Literal[
-    "signature", "token", "token-expired", "secret", "source", "unsigned", "handshake", "call-id", "ceiling"
+    "signature",
+    "token",
+    "token-expired",
+    "token-replayed",
+    "secret",
+    "source",
+    "unsigned",
+    "handshake",
+    "call-id",
+    "ceiling",
+    "rate",
 ]
 #: What a security alert is about (a closed set: also a metric label).
 AlertKind = Literal[

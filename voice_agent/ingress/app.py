@@ -4,7 +4,6 @@ health and metrics. The agent, models and voice server start before the first re
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from voice_agent.console import prepare_app, running_console
 from voice_agent.ingress.calls import CallRegistry
-from voice_agent.ingress.readiness import ReadinessProbe
+from voice_agent.ingress.readiness import PROBES, ReadinessProbe
+from voice_agent.ingress.source_limits import SourceLimits
 from voice_agent.ingress.telephony import telephony_router
 from voice_agent.ingress.webrtc import webrtc_router
 from voice_agent.pipeline.call import voice_engine
@@ -56,8 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
             contextlib.AsyncExitStack() as sip,
             running_console(app, agent),
         ):
-            app.include_router(webrtc_router(engine, calls))
-            app.include_router(telephony_router(engine, calls))
+            limits = SourceLimits(
+                offers_per_minute=settings.offers_per_source_minute,
+                streams_per_minute=settings.streams_per_source_minute,
+            )
+            app.include_router(webrtc_router(engine, calls, limits))
+            app.include_router(telephony_router(engine, calls, limits))
             if settings.sip_enabled:
                 from voice_agent.ingress.sip import SipIngress  # loads the native SIP stack only when on
 
@@ -98,27 +102,23 @@ def create_app(settings: Settings) -> FastAPI:
     async def favicon() -> Response:
         return Response(status_code=204)  # none: a browser asks anyway, and a 404 is noise in its console
 
+    # The public side says only whether to send traffic here: how many calls a worker carries, its
+    # ceiling, its name and what is not ready are for Prometheus on the worker's own address (/metrics,
+    # which the front blocks): a caller probing for a quiet moment or a worker to pick learns nothing.
     @app.get("/healthz")
-    async def health() -> dict[str, object]:
+    async def health() -> dict[str, str]:
         """Liveness: the process serves. (Whether it should get calls is /readyz.)"""
+        PROBES.labels("healthz").inc()
         engine = getattr(app.state, "engine", None)
-        ready = engine is not None and engine.voice.alive()
-        return {
-            "status": "ok" if ready else "starting",
-            "worker": settings.worker_id,
-            "calls": calls.active,
-            "max_calls": calls.limit,
-        }
+        return {"status": "ok" if engine is not None and engine.voice.alive() else "starting"}
 
     @app.get("/readyz")
     async def readiness() -> JSONResponse:
         """Readiness: 200 only with the models loaded, FHIR answering and the worker not draining."""
+        PROBES.labels("readyz").inc()
         probe: ReadinessProbe | None = getattr(app.state, "readiness", None)
-        if probe is None:
-            return JSONResponse({"ready": False}, status_code=503)
-        state = await probe.check()
-        body = {"ready": state.ready, **dataclasses.asdict(state)}
-        return JSONResponse(body, status_code=200 if state.ready else 503)
+        ready = probe is not None and (await probe.check()).ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     if settings.metrics_enabled:
 

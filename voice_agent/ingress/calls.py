@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from prometheus_client import Counter
 
@@ -28,9 +28,11 @@ REFUSED = Counter(
 _SIGNAL: dict[CallRefusal, SignalKind] = {
     **{
         reason: "carrier-auth-failure"
-        for reason in ("signature", "token", "token-expired", "secret", "source", "unsigned", "call-id")
+        for reason in get_args(CallRefusal)
+        if reason not in ("handshake", "ceiling", "rate")  # every other refusal is failed authentication
     },
     "ceiling": "ceiling-refusal",
+    "rate": "ceiling-refusal",
 }
 
 
@@ -39,10 +41,14 @@ async def refused(
     detector: BreachDetector,
     ingress: Literal["webrtc", "telephony", "sip"],
     reason: CallRefusal,
+    *,
+    record: bool = True,
 ) -> None:
     """A call turned away at the door: counted, logged (the reason only), audited and signalled, one
-    way for all."""
+    way for all. ``record=False`` (a flood from one source already on record) counts it only."""
     REFUSED.labels(ingress, reason).inc()
+    if not record:
+        return
     log.warning("a %s call was refused (%s)", ingress, reason)
     await auditor.call_refused(ingress, reason)
     if reason in _SIGNAL:

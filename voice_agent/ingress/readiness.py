@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from fhir_adapters import FhirError, FhirGateway
 from voice_agent.ingress.calls import CallRegistry
@@ -17,6 +17,10 @@ CALLS_ACTIVE = Gauge("voice_agent_worker_calls_active", "Calls in progress in th
 CALL_LIMIT = Gauge("voice_agent_worker_call_limit", "Calls this worker takes at once (its ceiling).")
 READY = Gauge("voice_agent_worker_ready", "1 when this worker takes calls (models, FHIR, not draining).")
 DRAINING = Gauge("voice_agent_worker_draining", "1 while this worker drains before it stops.")
+FHIR_UP = Gauge("voice_agent_worker_fhir_up", "1 when the worker's last FHIR check was answered.")
+MODELS_UP = Gauge("voice_agent_worker_models_up", "1 when the worker's speech models are loaded.")
+#: A load balancer that stopped probing a worker (or probes the wrong one) shows here.
+PROBES = Counter("voice_agent_health_probes", "Health and readiness probes answered.", ["probe"])
 
 #: A probe every few seconds must not become a FHIR request every few seconds.
 FHIR_CHECK_SECONDS = 5.0
@@ -64,4 +68,6 @@ class ReadinessProbe:
             max_calls=self._calls.limit,
         )
         READY.set(int(state.ready))
+        FHIR_UP.set(int(state.fhir))
+        MODELS_UP.set(int(state.models))
         return state

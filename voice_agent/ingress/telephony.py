@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +38,8 @@ from voice_agent.ingress.carrier_auth import (
     twilio_signed,
     valid_call_id,
 )
+from voice_agent.ingress.source_limits import SourceLimits
+from voice_agent.ingress.spent_tokens import SpentTokens
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
 from voice_agent.settings import Settings
 
@@ -87,12 +90,16 @@ def serializer(
 
 #: How long a stream token from a signed webhook stays good: the carrier connects within a second or two.
 _TOKEN_TTL_SECONDS = 60.0
+#: A spent call stays on record past its token's expiry (and a little clock skew between workers).
+_SPENT_KEEP = timedelta(seconds=_TOKEN_TTL_SECONDS * 3)
 
 
-def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
+def telephony_router(engine: VoiceEngine, calls: CallRegistry, limits: SourceLimits) -> APIRouter:
     router = APIRouter()
     settings = engine.agent.settings
     auditor = engine.agent.auditor
+    spent = SpentTokens(engine.agent.trail.engine)
+    spent.create()  # at start-up, before the first request
     twilio_token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
     if settings.unsigned_streams:
         log.warning(
@@ -100,8 +107,8 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
             "ignored. Set VOICE_AGENT_TWILIO_AUTH_TOKEN or VOICE_AGENT_TELEPHONY_STREAM_SECRETS for a clinic."
         )
 
-    async def refuse(reason: CallRefusal) -> None:
-        await refused(auditor, engine.agent.detector, "telephony", reason)
+    async def refuse(reason: CallRefusal, *, record: bool = True) -> None:
+        await refused(auditor, engine.agent.detector, "telephony", reason, record=record)
 
     @router.post("/telephony/twilio/voice")
     async def twilio_incoming(request: Request) -> Response:
@@ -158,6 +165,11 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
         if carrier not in CARRIERS:
             await websocket.close(code=_POLICY_VIOLATION)
             return
+        peer = websocket.client.host if websocket.client else None
+        if not await limits.admit("stream", peer):
+            await refuse("rate", record=await limits.first_refusal("stream", peer))
+            await websocket.close(code=_POLICY_VIOLATION)
+            return
         vouched = await vouched_for(websocket, carrier)
         if vouched is False or (vouched is None and not settings.unsigned_streams):
             if vouched is None:
@@ -189,6 +201,11 @@ def telephony_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
                 caller = caller_from_token(twilio_token, body.get("token"), call_id, now=time.time())
             except StreamRefused as refused:
                 await refuse("token-expired" if refused.reason == "token-expired" else "token")
+                await websocket.close(code=_POLICY_VIOLATION)
+                return
+            # caller_from_token has matched call_id against the token's own
+            if call_id is None or not await asyncio.to_thread(spent.spend, call_id, keep=_SPENT_KEEP):
+                await refuse("token-replayed")  # this call's stream opened once already, somewhere
                 await websocket.close(code=_POLICY_VIOLATION)
                 return
         transport = FastAPIWebsocketTransport(

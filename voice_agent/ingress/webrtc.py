@@ -1,11 +1,14 @@
 """Browser calls: pipecat's SmallWebRTC signalling (``POST``/``PATCH /api/offer``), as in its runner.
 
-Media is DTLS-SRTP (aiortc); the signalling rides on the app's TLS. ICE servers come from settings.
+Media is DTLS-SRTP (aiortc); the signalling rides on the app's TLS. STUN comes from settings; TURN
+credentials are minted per page load and per call, and expire (``turn_credentials.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -21,6 +24,8 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pydantic import BaseModel, Field
 
 from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining, refused
+from voice_agent.ingress.source_limits import Door, SourceLimits
+from voice_agent.ingress.turn_credentials import IceServerConfig, ice_config
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
 
 log = logging.getLogger(__name__)
@@ -48,28 +53,51 @@ class Patch(BaseModel):
     candidates: list[Candidate] = Field(max_length=50)
 
 
-def ice_servers(config: tuple[dict[str, str], ...]) -> list[IceServer]:
-    return [
-        IceServer(urls=s["urls"], username=s.get("username", ""), credential=s.get("credential", ""))
-        for s in config
-    ]
-
-
-def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
+def webrtc_router(engine: VoiceEngine, calls: CallRegistry, limits: SourceLimits) -> APIRouter:
     router = APIRouter()
     settings = engine.agent.settings
-    handler = SmallWebRTCRequestHandler(ice_servers=ice_servers(settings.ice_servers))
+    secret = settings.turn_shared_secret.get_secret_value() if settings.turn_shared_secret else None
+
+    def fresh_ice() -> list[IceServerConfig]:
+        """STUN as configured; TURN with a credential of its own, under a random label (the TURN
+        server's logs link no two page loads), expiring after ``turn_credential_seconds``."""
+        return ice_config(
+            settings.stun_urls,
+            settings.turn_urls,
+            secret,
+            label=secrets.token_hex(8),
+            now=time.time(),
+            ttl_seconds=settings.turn_credential_seconds,
+        )
+
+    def for_aiortc(servers: list[IceServerConfig]) -> list[IceServer]:
+        return [IceServer(urls=s.urls, username=s.username, credential=s.credential) for s in servers]
+
+    handler = SmallWebRTCRequestHandler(ice_servers=for_aiortc(fresh_ice()))
+
+    async def over_limit(door: Door, http: Request) -> bool:
+        source = http.client.host if http.client else None
+        if await limits.admit(door, source):
+            return False
+        record = await limits.first_refusal(door, source)
+        await refused(engine.agent.auditor, engine.agent.detector, "webrtc", "rate", record=record)
+        return True
 
     @router.get("/api/ice")
-    async def ice() -> dict[str, Any]:
-        """The page's RTCPeerConnection config: the same STUN/TURN servers the agent uses."""
-        return {"iceServers": [dict(s) for s in settings.ice_servers]}
+    async def ice(http: Request) -> dict[str, Any]:
+        """The page's RTCPeerConnection config: the STUN/TURN servers the agent uses, with a TURN
+        credential minted for this page load."""
+        if await over_limit("ice", http):
+            raise HTTPException(429, "too many calls from this address; please try again shortly")
+        return {"iceServers": [s.as_browser_dict() for s in fresh_ice()]}
 
     #: The connections whose call is running: only these may renegotiate without taking a new line.
     live: set[str] = set()
 
     @router.post("/api/offer")
     async def offer(body: Offer, http: Request) -> dict[str, str]:
+        if await over_limit("offer", http):
+            raise HTTPException(429, "too many calls from this address; please try again shortly")
         # A pc_id the agent did not hand out for a call still running is not a renegotiation: it is a
         # new call, counted against the ceiling like any other (and the client does not choose its id).
         renegotiation = body.pc_id is not None and body.pc_id in live
@@ -81,6 +109,7 @@ def webrtc_router(engine: VoiceEngine, calls: CallRegistry) -> APIRouter:
         )
         held = not renegotiation  # a new call holds a line until its pipeline starts
         if held:
+            handler.update_ice_servers(for_aiortc(fresh_ice()))  # the agent's own, for this call
             try:
                 calls.reserve()
             except CallsFull as full:

@@ -255,10 +255,7 @@ def dialogue_model(b: Builder) -> None:
 
 def browser_callers(b: Builder) -> None:
     s = b.s
-    urls = [
-        public_url(server["urls"]) if "//" in server.get("urls", "") else server.get("urls", "")
-        for server in s.ice_servers
-    ]
+    urls = [public_url(url) if "//" in url else url for url in (*s.stun_urls, *s.turn_urls)]
     turn = any(url.startswith(("turn:", "turns:")) for url in urls)
     b.add(
         "caller-browser",
@@ -295,7 +292,8 @@ def browser_callers(b: Builder) -> None:
         addresses=urls,
         phi=("relayed call media, still DTLS-SRTP encrypted",) if turn else (),
         controls=(
-            "the clinic's own servers (VOICE_AGENT_ICE_SERVERS); their credentials are not shown",
+            "the clinic's own servers (VOICE_AGENT_STUN_URLS, VOICE_AGENT_TURN_URLS)",
+            "TURN credentials are minted per call from a shared secret and expire (coturn's REST scheme)",
             "a relay forwards DTLS-SRTP packets it cannot decrypt",
         ),
     )
