@@ -3,14 +3,21 @@ escapes (or is swallowed as an internal failure), no input takes over 50 ms, not
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import logging
 import time
 from datetime import date, datetime
+from types import SimpleNamespace
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pipecat.frames.frames import Frame
+from pipecat.processors.frame_processor import FrameProcessorSetup
 
 from voice_agent.dialogue.policy import keyed_date
 from voice_agent.dialogue.understanding.base import Expectation, UnderstandingContext, Understood
@@ -23,6 +30,9 @@ from voice_agent.ingress.carrier_auth import (
     source_allowed,
     valid_call_id,
 )
+from voice_agent.ingress.sip import caller_number
+from voice_agent.ingress.telephony import serializer
+from voice_agent.settings import Settings
 
 RULES = RulesUnderstanding()
 NOW = datetime(2026, 12, 31, 16, 30, tzinfo=ZoneInfo("America/New_York"))
@@ -155,3 +165,71 @@ def test_addresses_and_urls_from_the_network_never_raise(host: str, received: st
 
     source_allowed(host, (IPv4Network("10.0.0.0/8"),))
     public_url("wss://10.0.0.5:8443/telephony/twilio" + received, "https://voice.clinic.example")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+#: Messages shaped like a carrier's, with every field free to be anything: media, dtmf, mark, stop.
+CARRIER_MESSAGES = st.one_of(
+    st.builds(
+        lambda event, part, body: json.dumps({"event": event, part: body, "streamSid": "MZ1"}),
+        st.sampled_from(["media", "dtmf", "mark", "stop", "start", "clear", "other"]),
+        st.sampled_from(["media", "dtmf", "mark", "stop", "start", "payload"]),
+        JSON_VALUES
+        | st.fixed_dictionaries(
+            {
+                "payload": st.text(max_size=200)
+                | st.binary(max_size=150).map(lambda b: base64.b64encode(b).decode())
+            },
+            optional={"digit": st.text(max_size=3), "track": st.text(max_size=10)},
+        ),
+    ),
+    JSON_VALUES.map(json.dumps),
+    st.text(max_size=300),
+    st.binary(max_size=300),
+)
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "telnyx", "plivo", "exotel"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(CARRIER_MESSAGES, min_size=1, max_size=6))
+def test_carrier_messages_give_a_frame_or_nothing_and_never_raise(
+    carrier: str, messages: list[str | bytes]
+) -> None:
+    """Every message a media server (or someone posing as one) sends goes through the guarded
+    serializer: a frame or nothing, never an exception that would end the call's receive loop."""
+    frames = serializer(
+        carrier, carrier, {"stream_id": "MZ1", "call_id": None, "outbound_encoding": "PCMU"}, Settings()
+    )
+
+    async def read_all() -> list[Frame | None]:
+        await frames.setup(cast(FrameProcessorSetup, SimpleNamespace(audio_in_sample_rate=16_000)))
+        return [await frames.deserialize(message) for message in messages]
+
+    started = time.process_time()
+    got = asyncio.run(read_all())
+    assert time.process_time() - started < BUDGET_SECONDS * len(messages)
+    assert all(frame is None or isinstance(frame, Frame) for frame in got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    uri=st.one_of(
+        st.text(max_size=120),
+        st.builds(
+            lambda scheme, user, rest: f"{scheme}{user}{rest}",
+            st.sampled_from(["sip:", "sips:", "tel:", "<sip:", "SIP:", ""]),
+            st.text(alphabet="+0123456789().- abc", max_size=24),
+            st.sampled_from(["@pbx.clinic.lan", ";user=phone", ">", "@", "", ";tag=1"]),
+        ),
+    )
+)
+def test_a_sip_identity_header_gives_an_e164_number_or_nothing(uri: str) -> None:
+    """From and P-Asserted-Identity as a peer writes them: an E.164 number or None, quickly."""
+    started = time.process_time()
+    number = caller_number(uri)
+    assert time.process_time() - started < BUDGET_SECONDS
+    assert number is None or (number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16)

@@ -166,6 +166,10 @@ class TwilioCaller:
             )
             await asyncio.sleep(gap)
 
+    async def send_raw(self, message: str | bytes) -> None:
+        """Whatever a broken (or hostile) media server might put on the stream, as it is."""
+        await self._ws.send(message)
+
     async def _send_paced(self) -> None:
         """One frame every 20 ms against a fixed clock, as a carrier does (no drift, no bursts)."""
         start, sent = time.monotonic(), 0

@@ -17,6 +17,7 @@ CALLS_ACTIVE = Gauge("voice_agent_worker_calls_active", "Calls in progress in th
 CALL_LIMIT = Gauge("voice_agent_worker_call_limit", "Calls this worker takes at once (its ceiling).")
 READY = Gauge("voice_agent_worker_ready", "1 when this worker takes calls (models, FHIR, not draining).")
 DRAINING = Gauge("voice_agent_worker_draining", "1 while this worker drains before it stops.")
+#: As of the last readiness probe (Kubernetes or the load balancer probe every few seconds).
 FHIR_UP = Gauge("voice_agent_worker_fhir_up", "1 when the worker's last FHIR check was answered.")
 MODELS_UP = Gauge("voice_agent_worker_models_up", "1 when the worker's speech models are loaded.")
 #: A load balancer that stopped probing a worker (or probes the wrong one) shows here.

@@ -38,6 +38,7 @@ from voice_agent.ingress.carrier_auth import (
     twilio_signed,
     valid_call_id,
 )
+from voice_agent.ingress.carrier_messages import GuardedSerializer
 from voice_agent.ingress.source_limits import SourceLimits
 from voice_agent.ingress.spent_tokens import SpentTokens
 from voice_agent.pipeline.call import VoiceEngine, run_voice_call
@@ -60,8 +61,13 @@ class UnsupportedStream(ValueError):
 def serializer(
     carrier: str, detected: str, call: dict[str, str | None], settings: Settings
 ) -> FrameSerializer:
+    """The named carrier's serializer, behind the shape check every message passes first."""
     if carrier not in CARRIERS or detected != carrier:
         raise UnsupportedStream(carrier)
+    return GuardedSerializer(_carrier_serializer(carrier, call, settings), carrier)
+
+
+def _carrier_serializer(carrier: str, call: dict[str, str | None], settings: Settings) -> FrameSerializer:
     stream, call_id = call.get("stream_id") or "", call.get("call_id")
     if carrier == "twilio":
         token = settings.twilio_auth_token
