@@ -112,12 +112,19 @@ async def test_emergencies_send_the_caller_to_911_and_alert_staff(
     sandbox: Sandbox, converse: Converse, agent: Runtime, utterance: str, category: str
 ) -> None:
     caller = sandbox.clinic.patient("multi-given")
+    before = {e.id for e in await agent.escalations.queue(limit=500)}
+    counted = await agent.escalations.repeats()
     transcript = await converse(persona(caller, utterance), caller_number="+1-555-0108")
     assert transcript.end == "escalated"
     assert "9 1 1" in transcript.agent[-1]
     if category == "crisis":
         assert "9 8 8" in transcript.agent[-1]
-    escalation = await newest_escalation(agent)
+    # staff see it: a new urgent item, or (the same phone again within the window) one more call
+    # counted on the open one of the same kind
+    queue, repeats = await agent.escalations.queue(limit=500), await agent.escalations.repeats()
+    raised = [e for e in queue if e.id not in before or repeats.get(e.id, 0) > counted.get(e.id, 0)]
+    assert len(raised) == 1, raised
+    escalation = raised[0].model_dump()
     assert escalation["category"] == category and escalation["urgency"] == "urgent"
     assert any(e.get("guardrail") in ("emergency", "crisis") for e in audit_events(agent))
 

@@ -61,6 +61,7 @@ def test_metrics_carry_numbers_and_closed_labels_only(voice_server: VoiceServer)
                         *get_args(CallRefusal),  # voice_agent_calls_refused_total
                     },
                     "probe": {"healthz", "readyz"},
+                    "carrier": {"twilio", "telnyx", "plivo", "exotel"},
                     "le": None,
                 }
                 assert key in allowed, line

@@ -51,7 +51,7 @@ class StoreHandoff:
         origin = session.caller_number or session.source
         if urgent and origin is not None:
             await self._detector.signal("urgent-escalation", origin)
-            if await self._store.merge_urgent(origin, session.id) is not None:
+            if await self._store.merge_urgent(origin, EscalationCategory(category), session.id):
                 return
         await self._store.create(
             category=EscalationCategory(category),

@@ -83,8 +83,10 @@ class AsyncEscalationStore:
             self.urgent.notify()  # only after the commit: a woken console finds the row
         return escalation
 
-    async def merge_urgent(self, origin: str, session_id: UUID) -> EscalationSummary | None:
-        merged = await asyncio.to_thread(self.store.merge_urgent, origin, session_id)
+    async def merge_urgent(
+        self, origin: str, category: EscalationCategory, session_id: UUID
+    ) -> EscalationSummary | None:
+        merged = await asyncio.to_thread(self.store.merge_urgent, origin, category, session_id)
         if merged is not None:
             self.urgent.notify()  # the console's open pages refresh and show the count
         return merged

@@ -294,10 +294,13 @@ class EscalationStore:
 
         return self._write(work)
 
-    def merge_urgent(self, origin: str, session_id: UUID) -> EscalationSummary | None:
-        """If an urgent escalation from ``origin`` (a calling number or source) is still open or claimed
-        and was raised within ``URGENT_MERGE_WINDOW``, count this call on it (audited as
-        ``escalation.merge`` with this call's session id) and return it; otherwise None: create one."""
+    def merge_urgent(
+        self, origin: str, category: EscalationCategory, session_id: UUID
+    ) -> EscalationSummary | None:
+        """If an urgent escalation of this category from ``origin`` (a calling number or source) is still
+        open or claimed and was raised within ``URGENT_MERGE_WINDOW``, count this call on it (audited as
+        ``escalation.merge`` with this call's session id) and return it; otherwise None: create one. (A
+        crisis is never counted on an emergency: staff must see each kind.)"""
         since = _db_value(self._clock() - URGENT_MERGE_WINDOW)
         t, o = escalations_table, urgent_origins_table
 
@@ -306,7 +309,12 @@ class EscalationStore:
             row = conn.execute(
                 select(*(t.c[name] for name in EscalationSummary.model_fields))
                 .join(o, o.c.escalation_id == t.c.id)
-                .where(o.c.origin == self._origin(origin), o.c.at >= since, t.c.status.in_(_ACTIVE))
+                .where(
+                    o.c.origin == self._origin(origin),
+                    o.c.at >= since,
+                    t.c.status.in_(_ACTIVE),
+                    t.c.category == category.value,
+                )
                 .order_by(o.c.at.desc())
                 .limit(1)
             ).first()
