@@ -74,7 +74,10 @@ QUESTIONS: list[tuple[str, re.Pattern[str]]] = [
     ("birth_date", re.compile(r"date of birth", re.I)),
     ("relax", re.compile(r"first available time instead\?$", re.I)),
     ("confirm", re.compile(r"shall i (book it|cancel it|go ahead)\?$", re.I)),
-    ("one_slot", re.compile(r"the first time i have is .* would you like that\?$", re.I)),
+    (
+        "one_slot",
+        re.compile(r"(the first time i have|the nearest i have) is .* would you like that\?$", re.I),
+    ),
     ("choose_slot", re.compile(r"(which would you like\?$|which one would you like\?)", re.I)),
     ("choose_appointment", re.compile(r"which appointment", re.I)),
     (

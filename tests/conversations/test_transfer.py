@@ -10,8 +10,9 @@ import pytest
 
 from tests.conftest import Sandbox
 from voice_agent.dialogue import templates
+from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations
-from voice_agent.dialogue.policy import Conversation, State
+from voice_agent.dialogue.reply import State
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.runtime import Runtime
 

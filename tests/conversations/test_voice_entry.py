@@ -6,8 +6,10 @@ from datetime import date
 
 from tests.conftest import Sandbox
 from voice_agent.dialogue import templates
+from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations
-from voice_agent.dialogue.policy import Conversation, State, keyed_date
+from voice_agent.dialogue.keypad import keyed_date
+from voice_agent.dialogue.reply import State
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.runtime import Runtime
 
@@ -52,8 +54,10 @@ async def test_half_a_birth_date_waits_for_the_rest(agent: Runtime, sandbox: San
     assert conversation.awaits_more("the third of March")
     assert not conversation.awaits_more("July fourteenth nineteen sixty two")
     assert not conversation.awaits_more("I'd rather not say")
-    conversation.state = State.TASK
-    assert not conversation.awaits_more("July fourteenth")  # only where a date is the answer
+    fresh = conversations(agent)(session=await agent.sessions.start(), understanding=RulesUnderstanding())
+    await fresh.greet()
+    assert fresh.state is State.TASK
+    assert not fresh.awaits_more("July fourteenth")  # only where a date is the answer
 
 
 def test_keyed_dates_are_month_day_year_and_real() -> None:

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import Sandbox
 from voice_agent.dialogue import templates
+from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.factory import conversations
-from voice_agent.dialogue.policy import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.runtime import Runtime, runtime
 from voice_agent.sandbox.clinic import SyntheticPatient

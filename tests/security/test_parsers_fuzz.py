@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameProcessorSetup
 
-from voice_agent.dialogue.policy import keyed_date
+from voice_agent.dialogue.keypad import keyed_date
 from voice_agent.dialogue.understanding.base import Expectation, UnderstandingContext, Understood
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.ingress.carrier_auth import (

@@ -269,7 +269,10 @@ async def test_two_workers_share_the_load_and_one_dying_loses_no_booking_and_no_
             report = (placed1 if patient in patients[:4] else placed2).report()
             assert call.answered and call.bye_from_agent, (patient.given, report)
             booked = await new_appointments(scheduling, patient, before)
-            assert len(booked) == 1, (patient.given, report)
+            if len(booked) != 1:
+                # what the caller heard, whole: the one clue to why a call that was answered booked nothing
+                whole = await heard_text(whisper, pcm, vocabulary)
+                pytest.fail(f"{patient.given} booked {len(booked)}; heard: {whole}\n{report[-3000:]}")
             # What the caller heard from their "yes" on (hearing only the end keeps the test short): the
             # practitioner and the hour FHIR holds, then the goodbye; one caller's whole call is heard.
             heard = await heard_text(

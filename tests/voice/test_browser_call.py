@@ -4,7 +4,7 @@ microphone speaking the caller's side (piper), WebRTC, the whole voice pipeline,
 afterwards. Nothing is mocked.
 
 The fake microphone plays one WAV from the moment the page opens it, so the caller's side is a script
-with room for each answer. The dialogue is a state machine (voice_agent/dialogue/policy.py), so the
+with room for each answer. The dialogue is a state machine (voice_agent/dialogue/conductor.py), so the
 script follows what it asks: the task, full name, date of birth, which appointment, confirmation, and
 "anything else?". Only what a caller would notice is asserted: the page said it was connected, the call
 ended, the appointment is cancelled, and the page never showed a word of the conversation. Two shorter

@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 
 from voice_agent.dialogue import templates
-from voice_agent.dialogue.policy import Conversation
+from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.understanding import Understanding
 from voice_agent.runtime import Runtime
 from voice_agent.session import EndReason

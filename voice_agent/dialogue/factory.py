@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.handoff import StoreHandoff
-from voice_agent.dialogue.policy import Conversation
 from voice_agent.dialogue.understanding.guardrails import Guardrail
 from voice_agent.runtime import Runtime
 

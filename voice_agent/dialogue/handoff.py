@@ -6,7 +6,7 @@ import re
 
 from fhir_adapters import PatientRef
 from voice_agent.audit.alerts import BreachDetector
-from voice_agent.dialogue.policy import Category
+from voice_agent.dialogue.ports import Category
 from voice_agent.escalations import AsyncEscalationStore, EscalationCategory, Urgency
 from voice_agent.session import CallSession
 

@@ -6,6 +6,7 @@ Everything spoken about an appointment is formatted here from values that came b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -58,7 +59,14 @@ def on_when(moment: datetime, zone: ZoneInfo, *, today: date) -> str:
 
 
 def visit(visit_type: VisitType | None) -> str:
-    return visit_type.display.lower() if visit_type else "appointment"
+    """The visit as a person says it: its display text; a bare code ("annual-physical", which a server
+    sends when a coding has no display and the directory knew none either) is never read out as one."""
+    if visit_type is None:
+        return "appointment"
+    words = visit_type.display
+    if words == visit_type.code or (" " not in words and re.search(r"[-_]", words)):
+        words = re.sub(r"[-_]+", " ", words)
+    return words.lower().strip() or "appointment"
 
 
 def offer(slot: SlotOffer, zone: ZoneInfo, *, today: date) -> str:

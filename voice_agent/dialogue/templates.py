@@ -39,6 +39,16 @@ ASK_PREFERENCE = "Do you have a preferred day, time, or doctor? Or I can find th
 OFFER_SLOTS = "I have openings {options}. Which would you like?"
 OFFER_ONE_SLOT = "The first time I have is {option}. Would you like that?"
 NO_SLOTS = "I'm sorry, I don't have anything free {window}. Would you like the first available time instead?"
+NO_SLOTS_NEAREST = (
+    "I'm sorry, I don't have anything free {window}. The nearest I have is {option}. Would you like that?"
+)
+NOT_OFFERED_BY = (
+    "{practitioner} doesn't see patients for {visit}, but {others} can. "
+    "Would you like the first available time for that instead?"
+)
+NOT_OFFERED_ANYWHERE = (
+    "I'm sorry, that isn't a visit I can book here. Would you like the first available time instead?"
+)
 BEYOND_HORIZON = (
     "I'm sorry, I can only book as far ahead as {day}, so I can't offer anything {window} yet. "
     "Would you like the first available time instead?"

@@ -28,8 +28,8 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from voice_agent.dialogue import templates
+from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations
-from voice_agent.dialogue.policy import Conversation
 from voice_agent.dialogue.understanding import Understanding
 from voice_agent.dialogue.understanding.hybrid import (
     build_understanding,

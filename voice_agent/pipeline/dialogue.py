@@ -33,7 +33,8 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voice_agent.dialogue import templates
-from voice_agent.dialogue.policy import Conversation, Reply
+from voice_agent.dialogue.conductor import Conversation
+from voice_agent.dialogue.reply import Reply
 from voice_agent.pipeline.frames import TransferCallFrame, TransferOutcomeFrame
 from voice_agent.pipeline.metrics import CallLatency
 from voice_agent.pipeline.stt import CallerTurnFrame, ContinueTurnFrame

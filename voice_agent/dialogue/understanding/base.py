@@ -111,6 +111,9 @@ class UnderstandingContext:
     practitioners: tuple[DirectoryEntry, ...] = ()
     visit_types: tuple[VisitTypeEntry, ...] = ()
     offered: Offered = field(default_factory=Offered)
+    #: The conductor already ran the guardrail screen on this turn (and acted on it): a backend need
+    #: not run it again, so it runs once per turn.
+    screened: bool = False
 
 
 class Understanding(Protocol):

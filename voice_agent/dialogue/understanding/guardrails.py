@@ -27,7 +27,7 @@ from typing import Final, Literal
 from .base import Intent
 from .spoken import fold
 
-__all__ = ["Guardrail", "GuardrailKind", "screen", "screen_folded"]
+__all__ = ["GUARDED_INTENTS", "Guardrail", "GuardrailKind", "intent_of", "screen", "screen_folded"]
 
 GuardrailKind = Literal["emergency", "crisis", "medical_advice", "other_person", "change_rules"]
 
@@ -54,6 +54,13 @@ _INTENT_KINDS: Final[dict[Intent, GuardrailKind]] = {
     Intent.OTHER_PERSON: "other_person",
     Intent.CHANGE_RULES: "change_rules",
 }
+#: The intents a backend may raise that the policy treats as a guardrail (the one list of them).
+GUARDED_INTENTS: Final = frozenset(_INTENT_KINDS)
+
+
+def intent_of(kind: GuardrailKind) -> Intent:
+    """The intent an understanding backend reports for a tripped screen (a crisis is an emergency)."""
+    return Intent.EMERGENCY if kind == "crisis" else next(i for i, k in _INTENT_KINDS.items() if k == kind)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from voice_agent.models.dialogue_model import (
 )
 
 from .base import Intent, Slots, Understanding, UnderstandingContext, Understood
+from .guardrails import GUARDED_INTENTS
 from .llm import (
     LlamaCppBackend,
     LLMUnderstanding,
@@ -54,9 +55,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GUARDRAIL_INTENTS: Final = frozenset(
-    {Intent.EMERGENCY, Intent.CHANGE_RULES, Intent.OTHER_PERSON, Intent.MEDICAL_ADVICE}
-)
+GUARDRAIL_INTENTS: Final = GUARDED_INTENTS
 DEFAULT_THRESHOLD: Final = 0.6
 DEFAULT_LLM_TIMEOUT_SECONDS: Final = 4.0
 

@@ -36,6 +36,7 @@ Interpretation rules (dates, times and numbers: see :mod:`.spoken`):
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
 import re
@@ -55,7 +56,8 @@ from .base import (
     Understood,
     VisitTypeEntry,
 )
-from .guardrails import GuardrailKind, screen_folded
+from .corrections import corrected
+from .guardrails import intent_of, screen_folded
 from .spoken import MAX_CHARS, WEEKDAYS, When, find_phone, fold, parse_birth_date, parse_when, spoken_numbers
 
 __all__ = ["RulesUnderstanding"]
@@ -68,13 +70,6 @@ MEDIUM: Final = 0.75
 GUESS: Final = 0.5
 NOTHING: Final = 0.2
 
-_GUARD_INTENTS: Final[dict[GuardrailKind, Intent]] = {
-    "emergency": Intent.EMERGENCY,
-    "crisis": Intent.EMERGENCY,
-    "medical_advice": Intent.MEDICAL_ADVICE,
-    "other_person": Intent.OTHER_PERSON,
-    "change_rules": Intent.CHANGE_RULES,
-}
 _CHOOSING: Final = frozenset({Expectation.CHOOSE_SLOT, Expectation.CHOOSE_APPOINTMENT})
 
 
@@ -240,7 +235,7 @@ _REPEAT: Final = _rx(
     r"\bwhat was that\b",
     r"\bspeak up\b",
     r"\bslow down\b",
-    r"^(?:what|huh|sorry|pardon|eh|excuse me|say what)$",
+    r"^(?:what|huh|sorry|im sorry|pardon|pardon me|eh|excuse me|say what)$",
 )
 _GOODBYE: Final = _rx(
     r"\b(?:bye|goodbye|good bye|bye bye|byebye|see you|see ya|talk (?:to you )?later|take care|cheers)\b",
@@ -734,6 +729,17 @@ _NAME_LEADS: Final[tuple[tuple[str, ...], ...]] = tuple(
                 "that is",
                 "its actually",
                 "actually",
+                # titles: "Dr. Mary Jane O'Neil", "Mrs. Okafor"
+                "doctor",
+                "dr",
+                "mr",
+                "mrs",
+                "ms",
+                "miss",
+                "mister",
+                "missus",
+                "professor",
+                "prof",
             )
         ),
         key=len,
@@ -868,8 +874,25 @@ def _name_run(tokens: list[str]) -> tuple[list[str], bool]:
     return run, False
 
 
+def _heard_as(words: list[str], spelled: str) -> int:
+    """How many of the last ``words`` are the surname the caller then spelled ("Okon Quo" for
+    "Okonkwo"): the count whose joined letters are closest to the spelling; at least one, and a given
+    name is always left."""
+    target = _key(spelled)
+    scores = [
+        (difflib.SequenceMatcher(None, "".join(_key(w) for w in words[-k:]), target).ratio(), k)
+        for k in range(1, len(words))
+    ]
+    return max(scores)[1]
+
+
+#: "P as in Peter", "N for Nancy", "M like Mike": the letter alone.
+_SPELLED_AS: Final = re.compile(r"\b([^\W\d_])\s*(?:,\s*)?(?:as in|for|like)\s+[^\W\d_]+\b", re.IGNORECASE)
+
+
 def _extract_name(raw: str) -> _Name | None:
     text = unicodedata.normalize("NFC", raw).translate(_APOSTROPHES)
+    text = _SPELLED_AS.sub(lambda m: m.group(1).upper(), text)
     tokens = _NAME_TOKEN.findall(text)
     keys = [_key(t) for t in tokens]
     for i in range(1, len(keys)):
@@ -890,8 +913,20 @@ def _extract_name(raw: str) -> _Name | None:
         if _COMMA in tokens:
             cut = tokens.index(_COMMA)
             left, left_rest = _name_run(tokens[:cut])
-            right, right_rest = _name_run([t for t in tokens[cut + 1 :] if t != _COMMA])
-            if left and right and not left_rest and not right_rest and len(left) <= 2 and len(right) <= 3:
+            after = [t for t in tokens[cut + 1 :] if t != _COMMA]
+            right, right_rest = _name_run(after)
+            if (
+                left
+                and not left_rest
+                and len(left) >= 2
+                and len(after) >= 3
+                and all(len(t) == 1 for t in after)
+            ):
+                # "John Parke, P A R K": the spelling is the surname, whatever was heard for it
+                surname = "".join(after).capitalize()
+                family_words, given_words = [surname], _join_spelled(left[: -_heard_as(left, surname)])
+            elif left and right and not left_rest and not right_rest and len(left) <= 4 and len(right) <= 3:
+                # "Smith, John"; "Van der Linde, Gretchen": family first, with its particles
                 family_words, given_words = _join_spelled(left), _join_spelled(right)
             elif left and not left_rest:
                 tokens, clean = tokens[:cut], False
@@ -1174,9 +1209,6 @@ def _parse(utterance: str, ctx: UnderstandingContext) -> Understood:
     t = _prepare(utterance)
     if not t.words:
         return _understood(Intent.UNKNOWN, 0.0)
-    guard = screen_folded(t.folded)
-    if guard is not None:
-        return _understood(_GUARD_INTENTS[guard.kind], SURE)
     exp = ctx.expecting
     if exp is Expectation.FULL_NAME:
         return _name_turn(t, ctx, _cues(t.words, exp, False))
@@ -1252,7 +1284,11 @@ class RulesUnderstanding:
     def parse(self, utterance: str, context: UnderstandingContext) -> Understood:
         """Understand one caller turn; never raises, whatever the speech-to-text produced."""
         try:
-            return _parse(utterance, context)
+            if not context.screened:  # the screen once per turn: here, or by the conductor before
+                guard = screen_folded(fold(utterance[:MAX_CHARS]))
+                if guard is not None:
+                    return _understood(intent_of(guard.kind), SURE)
+            return corrected(utterance, lambda words: _parse(words, context))
         except Exception as error:  # a live call must go on: an unexpected input is "not understood"
             log.warning("rules understanding failed (%s)", type(error).__name__)  # the type only: no PHI
             return Understood(intent=Intent.UNKNOWN, confidence=0.0)

@@ -1,0 +1,577 @@
+"""The dialogue's tasks and conductor against an in-memory clinic: no FHIR sandbox, so each rule of the
+policy is tried directly and fast. The conversation suite (tests/conversations) runs the same code on the
+real sandbox over mTLS; these tests pin what each task decides on its own.
+
+``FakeScheduling`` meets the ``Scheduling`` Protocol of ``voice_agent.dialogue.ports`` with a few
+synthetic patients, three calendars and their free slots; it books by removing a slot, as FHIR would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from fhir_adapters import (
+    AppointmentInfo,
+    ClinicDirectory,
+    PatientRef,
+    PractitionerSchedule,
+    SlotOffer,
+    TimeOfDay,
+    VisitType,
+)
+from voice_agent.dialogue import templates
+from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
+from voice_agent.dialogue.context import CallContext
+from voice_agent.dialogue.ports import Category
+from voice_agent.dialogue.reply import State
+from voice_agent.dialogue.tasks.base import Ask, Closed, Done
+from voice_agent.dialogue.tasks.choose_appointment import ChooseAppointment
+from voice_agent.dialogue.tasks.collect_callback import CallbackAnswer, CollectCallback
+from voice_agent.dialogue.tasks.confirm import Confirm
+from voice_agent.dialogue.tasks.find_slot import FindSlot, Preferences
+from voice_agent.dialogue.tasks.verify_identity import MAX_VERIFICATION_ATTEMPTS, VerifyIdentity
+from voice_agent.dialogue.understanding import Intent, Slots, Understood
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.session import CallSession
+
+ZONE = ZoneInfo("America/Chicago")
+NOW = datetime(2027, 3, 3, 9, 0, tzinfo=ZONE)  # a Wednesday morning
+
+GP = VisitType("urn:test", "gp-visit", "General visit")
+DERM = VisitType("urn:test", "derm-follow-up", "Dermatology follow-up")
+PHYSICAL = VisitType("urn:test", "annual-physical", "Annual physical")
+
+PARK = PractitionerSchedule("sched-park", "Dr. Daniel Park", None, (GP, PHYSICAL))
+OKAFOR = PractitionerSchedule("sched-okafor", "Dr. Amara Okafor", None, (DERM,))
+LIN = PractitionerSchedule("sched-lin", "Dr. Mei Lin", None, (GP, DERM))
+
+
+@dataclass(frozen=True)
+class Person:
+    ref: PatientRef
+    given: str
+    family: str
+    born: date
+    phone: str
+
+
+ANA = Person(PatientRef("pat-ana"), "Ana", "Quispe", date(1980, 5, 17), "5550100001")
+# two records with one name and birth date: only the calling number tells them apart
+TWIN_A = Person(PatientRef("pat-twin-a"), "Sam", "Rivera", date(1990, 1, 2), "5550100002")
+TWIN_B = Person(PatientRef("pat-twin-b"), "Sam", "Rivera", date(1990, 1, 2), "5550100003")
+
+
+def at(day_offset: int, hour: int, minute: int = 0) -> datetime:
+    day = NOW.date() + timedelta(days=day_offset)
+    return datetime.combine(day, time(hour, minute), tzinfo=ZONE)
+
+
+@dataclass
+class FakeScheduling:
+    """An in-memory clinic: the ``Scheduling`` Protocol, with every call recorded."""
+
+    people: list[Person] = field(default_factory=lambda: [ANA, TWIN_A, TWIN_B])
+    schedules: tuple[PractitionerSchedule, ...] = (PARK, OKAFOR, LIN)
+    slots: list[SlotOffer] = field(default_factory=list)
+    appointments: dict[str, list[AppointmentInfo]] = field(default_factory=dict)
+    lookups: int = 0
+    booked: list[tuple[PatientRef, str]] = field(default_factory=list)
+
+    def add_slot(self, schedule: PractitionerSchedule, start: datetime) -> SlotOffer:
+        offer = SlotOffer(
+            f"slot-{schedule.schedule_id}-{start:%m%d%H%M}",
+            schedule.schedule_id,
+            schedule.practitioner,
+            start,
+            start + timedelta(minutes=30),
+            schedule.visit_types,
+        )
+        self.slots.append(offer)
+        return offer
+
+    async def directory(self, *, refresh: bool = False) -> ClinicDirectory:
+        return ClinicDirectory(self.schedules)
+
+    async def find_patient(self, *, given: str, family: str, birth_date: date) -> list[PatientRef]:
+        self.lookups += 1
+        return [
+            p.ref
+            for p in self.people
+            if p.given.lower() == given.lower()
+            and p.family.lower() == family.lower()
+            and p.born == birth_date
+        ]
+
+    async def phone_on_record(self, patient: PatientRef, phone: str) -> bool:
+        return any(p.ref == patient and p.phone == phone for p in self.people)
+
+    async def upcoming_appointments(
+        self, patient: PatientRef, *, now: datetime | None = None
+    ) -> list[AppointmentInfo]:
+        return list(self.appointments.get(patient.id, []))
+
+    async def bookable_until(
+        self, *, schedule_ids: Sequence[str] | None = None, visit_type: VisitType | None = None
+    ) -> datetime:
+        return at(28, 0)
+
+    async def find_free_slots(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        schedule_ids: Sequence[str] | None = None,
+        visit_type: VisitType | None = None,
+        time_of_day: TimeOfDay | None = None,
+        limit: int = 3,
+    ) -> list[SlotOffer]:
+        found = [
+            s
+            for s in sorted(self.slots, key=lambda s: s.start)
+            if (start is None or s.start >= start)
+            and (end is None or s.start < end)
+            and (schedule_ids is None or s.schedule_id in schedule_ids)
+            and (visit_type is None or any(v.code == visit_type.code for v in s.visit_types))
+            and (time_of_day is None or time_of_day.admits(s.start.astimezone(ZONE).time()))
+        ]
+        return found[:limit]
+
+    async def book(
+        self, patient: PatientRef, slot_id: str, *, visit_type: VisitType | None = None
+    ) -> AppointmentInfo:
+        slot = next(s for s in self.slots if s.slot_id == slot_id)
+        self.slots.remove(slot)
+        self.booked.append((patient, slot_id))
+        info = AppointmentInfo(
+            f"appt-{len(self.booked)}",
+            "booked",
+            slot.start,
+            slot.end,
+            slot.practitioner,
+            visit_type,
+            (slot_id,),
+        )
+        self.appointments.setdefault(patient.id, []).append(info)
+        return info
+
+    async def cancel(self, patient: PatientRef, appointment_id: str) -> AppointmentInfo:
+        mine = self.appointments[patient.id]
+        info = next(a for a in mine if a.appointment_id == appointment_id)
+        mine.remove(info)
+        return replace(info, status="cancelled")
+
+    async def reschedule(
+        self,
+        patient: PatientRef,
+        appointment_id: str,
+        new_slot_id: str,
+        *,
+        visit_type: VisitType | None = None,
+    ) -> AppointmentInfo:
+        old = await self.cancel(patient, appointment_id)
+        return await self.book(patient, new_slot_id, visit_type=visit_type or old.visit_type)
+
+
+@dataclass
+class FakeGate:
+    """The cross-call identity counts, in memory: locked once ``limit`` failures name the same key."""
+
+    limit: int = 5
+    failures: dict[str, int] = field(default_factory=dict)
+
+    async def locked(self, *, name: str | None, number: str | None, source: str | None) -> bool:
+        return any(self.failures.get(k, 0) >= self.limit for k in (name, number, source) if k)
+
+    async def failed(self, *, name: str | None, number: str | None, source: str | None) -> None:
+        for key in (name, number, source):
+            if key:
+                self.failures[key] = self.failures.get(key, 0) + 1
+
+
+@dataclass
+class FakeEscalations:
+    made: list[tuple[Category, bool, PatientRef | None, str | None]] = field(default_factory=list)
+
+    async def escalate(
+        self,
+        *,
+        category: Category,
+        urgent: bool,
+        patient: PatientRef | None,
+        callback_number: str | None,
+        session: CallSession,
+    ) -> None:
+        self.made.append((category, urgent, patient, callback_number))
+
+
+def session(number: str | None = None) -> CallSession:
+    return CallSession(uuid.uuid4(), 0.0, 0.0, caller_number=number)
+
+
+def context(
+    clinic: FakeScheduling, *, number: str | None = None, gate: FakeGate | None = None
+) -> CallContext:
+    return CallContext(clinic, session(number), ZONE, clock=lambda: NOW, gate=gate)
+
+
+def said(**slots: object) -> Understood:
+    return Understood(intent=Intent.PROVIDE_INFO, slots=Slots.model_validate(slots), confidence=1.0)
+
+
+def intent(kind: Intent, **slots: object) -> Understood:
+    return Understood(intent=kind, slots=Slots.model_validate(slots), confidence=1.0)
+
+
+# ---------------------------------------------------------------------------------------- VerifyIdentity
+
+
+async def test_the_right_name_and_birth_date_verify_exactly_one_record() -> None:
+    call = context(FakeScheduling())
+    task = VerifyIdentity()
+    assert (await task.start(call)) == Ask(templates.VERIFY_INTRO)
+    step = await task.handle(said(given_name="Ana", family_name="Quispe"), call)
+    assert step == Ask(templates.ASK_BIRTH_DATE) and task.state is State.BIRTH_DATE
+    assert await task.handle(said(birth_date=ANA.born), call) == Done(ANA.ref, said=templates.VERIFIED)
+
+
+async def test_a_wrong_birth_date_never_verifies_and_the_third_failure_closes_verification() -> None:
+    clinic = FakeScheduling()
+    call = context(clinic)
+    task = VerifyIdentity()
+    steps = []
+    for wrong in range(MAX_VERIFICATION_ATTEMPTS):
+        await task.handle(said(given_name="Ana", family_name="Quispe"), call)
+        steps.append(await task.handle(said(birth_date=ANA.born + timedelta(days=wrong + 1)), call))
+    assert steps[:-1] == [Ask(templates.VERIFY_FAILED_RETRY)] * (MAX_VERIFICATION_ATTEMPTS - 1)
+    assert isinstance(steps[-1], Closed) and steps[-1].category == "verification_failed"
+    # the right date afterwards, in a fresh task of the same call: no lookup, still closed
+    lookups = clinic.lookups
+    again = VerifyIdentity()
+    assert isinstance(await again.start(call), Closed)
+    assert isinstance(
+        await again.handle(said(given_name="Ana", family_name="Quispe", birth_date=ANA.born), call), Closed
+    )
+    assert clinic.lookups == lookups and call.session.patient is None
+
+
+async def test_no_record_another_birth_date_and_two_records_get_the_same_words() -> None:
+    """No existence oracle: the caller cannot tell which of the three it was."""
+    replies = []
+    for given, family, born in (
+        ("Nobody", "Atall", date(1970, 1, 1)),  # no record
+        ("Ana", "Quispe", date(1970, 1, 1)),  # a record, another birth date
+        ("Sam", "Rivera", TWIN_A.born),  # two records, no calling number to tell them apart
+    ):
+        call = context(FakeScheduling())
+        task = VerifyIdentity()
+        replies.append(await task.handle(said(given_name=given, family_name=family, birth_date=born), call))
+    assert replies == [Ask(templates.VERIFY_FAILED_RETRY)] * 3
+
+
+async def test_the_calling_number_tells_two_records_apart_but_never_verifies_alone() -> None:
+    call = context(FakeScheduling(), number=TWIN_B.phone)
+    task = VerifyIdentity()
+    step = await task.handle(said(given_name="Sam", family_name="Rivera", birth_date=TWIN_B.born), call)
+    assert step == Done(TWIN_B.ref, said=templates.VERIFIED)
+    wrong_date = await VerifyIdentity().handle(
+        said(given_name="Sam", family_name="Rivera", birth_date=date(1991, 1, 2)), call
+    )
+    assert wrong_date == Ask(templates.VERIFY_FAILED_RETRY)
+
+
+async def test_a_locked_name_is_refused_without_a_lookup_in_the_usual_words() -> None:
+    clinic, gate = FakeScheduling(), FakeGate(limit=1)
+    gate.failures["Ana Quispe"] = 1
+    call = context(clinic, gate=gate)
+    step = await VerifyIdentity().handle(
+        said(given_name="Ana", family_name="Quispe", birth_date=ANA.born), call
+    )
+    assert step == Ask(templates.VERIFY_FAILED_RETRY)
+    assert clinic.lookups == 0 and call.failed_attempts == 1
+
+
+async def test_a_name_corrected_at_the_birth_date_question_is_the_one_checked() -> None:
+    call = context(FakeScheduling())
+    task = VerifyIdentity()
+    await task.handle(said(given_name="Anna", family_name="Quispe"), call)
+    step = await task.handle(said(given_name="Ana", family_name="Quispe", birth_date=ANA.born), call)
+    assert step == Done(ANA.ref, said=templates.VERIFIED)
+
+
+def test_a_whole_birth_date_is_a_complete_answer_and_half_of_one_waits() -> None:
+    call = context(FakeScheduling())
+    task = VerifyIdentity()
+    task.state = State.BIRTH_DATE
+    assert task.complete("May seventeenth nineteen eighty", call)
+    assert not task.complete("May seventeenth", call)
+    assert task.awaits_more("May seventeenth", call)
+    assert not task.awaits_more("I'd rather not say", call)
+
+
+# -------------------------------------------------------------------------------------- FindSlot
+
+
+async def test_slots_are_offered_and_picked_only_among_those_read_out() -> None:
+    clinic = FakeScheduling()
+    first = [clinic.add_slot(PARK, at(1, h)) for h in (9, 10, 11)]
+    clinic.add_slot(PARK, at(1, 14))
+    call = context(clinic)
+    task = FindSlot(Preferences())
+    assert await task.start(call) == Ask(templates.ASK_PREFERENCE)
+    step = await task.handle(said(date_from=at(1, 0).date(), date_to=at(1, 0).date()), call)
+    assert isinstance(step, Ask) and step.text.startswith("I have openings") and task.offers == first
+    assert await task.handle(intent(Intent.CHOOSE_OPTION, option=2), call) == Done(first[1])
+
+
+async def test_no_morning_offers_the_nearest_time_instead_of_a_dead_end() -> None:
+    clinic = FakeScheduling()
+    afternoon = clinic.add_slot(PARK, at(1, 14))
+    call = context(clinic)
+    task = FindSlot(Preferences())
+    day = at(1, 0).date()
+    step = await task.handle(said(date_from=day, date_to=day, time_not_after=time(12, 0)), call)
+    assert isinstance(step, Ask)
+    assert "tomorrow before noon" in step.text and "The nearest I have is" in step.text, step.text
+    assert "on tomorrow" not in step.text
+    assert await task.handle(intent(Intent.AFFIRM), call) == Done(afternoon)
+
+
+async def test_a_doctor_who_does_not_offer_the_visit_is_said_so_with_who_does() -> None:
+    clinic = FakeScheduling()
+    derm = clinic.add_slot(OKAFOR, at(2, 10))
+    call = context(clinic)
+    task = FindSlot(Preferences())
+    step = await task.handle(said(practitioner=PARK.schedule_id, visit_type=DERM.code), call)
+    assert isinstance(step, Ask) and task.state is State.RELAX
+    assert step.text.startswith("Dr. Daniel Park doesn't see patients for a dermatology follow-up")
+    assert "Dr. Amara Okafor" in step.text and "Dr. Mei Lin" in step.text
+    assert "derm-follow-up" not in step.text  # the display, never the code
+    # yes: the first available time for that visit, with whoever offers it
+    offered = await task.handle(intent(Intent.AFFIRM), call)
+    assert isinstance(offered, Ask) and task.offers == [derm]
+
+
+async def test_a_reschedule_keeps_the_practitioner_and_visit_type_unless_asked_otherwise() -> None:
+    clinic = FakeScheduling()
+    clinic.add_slot(PARK, at(1, 9))  # a GP's time comes first...
+    okafor = clinic.add_slot(OKAFOR, at(3, 10))  # ...but the appointment is a dermatology follow-up
+    moving = AppointmentInfo(
+        "appt-9", "booked", at(5, 11), at(5, 11, 30), OKAFOR.practitioner, DERM, ("old",)
+    )
+    call = context(clinic)
+    task = FindSlot(Preferences(), target=moving)
+    await task.start(call)
+    step = await task.handle(intent(Intent.PROVIDE_INFO, soonest=True), call)
+    assert isinstance(step, Ask) and task.offers == [okafor], step.text
+    assert task.visit(call) == DERM
+
+
+async def test_the_appointment_being_moved_is_never_offered_as_its_new_time() -> None:
+    clinic = FakeScheduling()
+    own = clinic.add_slot(OKAFOR, at(3, 10))
+    later = clinic.add_slot(OKAFOR, at(4, 10))
+    moving = AppointmentInfo(
+        "appt-9", "booked", own.start, own.end, OKAFOR.practitioner, DERM, (own.slot_id,)
+    )
+    task = FindSlot(Preferences(), target=moving)
+    call = context(clinic)
+    await task.start(call)
+    await task.handle(intent(Intent.PROVIDE_INFO, soonest=True), call)
+    assert task.offers == [later]
+
+
+async def test_no_to_every_time_offered_moves_on_to_later_times() -> None:
+    clinic = FakeScheduling()
+    early = [clinic.add_slot(LIN, at(1, h)) for h in (9, 10, 11)]
+    late = clinic.add_slot(LIN, at(2, 9))
+    call = context(clinic)
+    task = FindSlot(Preferences())
+    await task.handle(intent(Intent.PROVIDE_INFO, soonest=True), call)
+    assert task.offers == early
+    await task.handle(intent(Intent.DENY), call)
+    assert task.offers == [late]
+
+
+# ----------------------------------------------------------------------- Confirm, callback, choose
+
+
+async def test_confirm_is_yes_or_no_and_asks_again_otherwise() -> None:
+    call = context(FakeScheduling())
+    task = Confirm("Dr. Daniel Park, tomorrow at 9 AM. Shall I book it?")
+    assert await task.handle(intent(Intent.AFFIRM), call) == Done(True)
+    assert await task.handle(intent(Intent.DENY), call) == Done(False)
+    again = await task.handle(intent(Intent.UNKNOWN), call)
+    assert isinstance(again, Ask) and again.stalled
+    assert task.complete("yes please", call) and not task.complete("yes but first tell me", call)
+
+
+async def test_a_callback_number_is_gathered_from_speech_or_keypad() -> None:
+    call = context(FakeScheduling())
+    task = CollectCallback(templates.ASK_CALLBACK_NUMBER, asking_number=True)
+    half = await task.handle(said(phone="55501"), call)
+    assert isinstance(half, Ask) and half.stalled
+    assert await task.handle(said(phone="5550107788"), call) == Done(CallbackAnswer(True, "5550107788"))
+    assert await task.keyed("5550107788", call) == Done(CallbackAnswer(True, "5550107788"))
+    assert task.awaits_more("five five five oh one", call)
+
+
+async def test_an_appointment_is_chosen_only_among_those_read_out() -> None:
+    call = context(FakeScheduling())
+    mine = [
+        AppointmentInfo(f"appt-{n}", "booked", at(n, 9), at(n, 9, 30), PARK.practitioner, GP, ())
+        for n in range(1, 6)
+    ]
+    task = ChooseAppointment(mine)
+    asked = await task.start(call)
+    assert isinstance(asked, Ask) and asked.text.count("your general visit") == 3
+    assert await task.handle(intent(Intent.CHOOSE_OPTION, option=3), call) == Done(mine[2])
+    # the fifth exists but was not read out: a day naming it picks nothing
+    fifth_day = mine[4].start.date() if mine[4].start else None
+    assert isinstance(await task.handle(said(date_from=fifth_day, date_to=fifth_day), call), Ask)
+
+
+# --------------------------------------------------------------------------------------- conductor
+
+
+def conversation(
+    clinic: FakeScheduling, *, number: str | None = None, gate: FakeGate | None = None
+) -> tuple[Conversation, FakeEscalations]:
+    escalations = FakeEscalations()
+    talk = Conversation(
+        scheduling=clinic,
+        session=session(number),
+        understanding=RulesUnderstanding(),
+        escalations=escalations,
+        zone=ZONE,
+        clock=lambda: NOW,
+        gate=gate,
+    )
+    return talk, escalations
+
+
+async def test_a_whole_booking_books_the_slot_read_back_for_the_verified_caller() -> None:
+    clinic = FakeScheduling()
+    slots = [clinic.add_slot(LIN, at(1, h)) for h in (9, 10, 11)]
+    talk, _ = conversation(clinic)
+    await talk.greet()
+    for line in (
+        "I'd like to book an appointment",
+        "Ana Quispe",
+        "May 17th 1980",
+        "tomorrow",
+        "the second one",
+    ):
+        reply = await talk.respond(line)
+    assert reply.text.endswith("Shall I book it?") and "tomorrow at 10 AM" in reply.text
+    assert "on tomorrow" not in reply.text
+    reply = await talk.respond("yes please")
+    assert reply.text.startswith("You're booked")
+    assert clinic.booked == [(ANA.ref, slots[1].slot_id)]
+
+
+async def test_a_new_day_at_the_read_back_goes_back_to_the_times() -> None:
+    clinic = FakeScheduling()
+    clinic.add_slot(LIN, at(1, 9))
+    friday = clinic.add_slot(LIN, at(2, 15))
+    talk, _ = conversation(clinic)
+    await talk.greet()
+    for line in ("book an appointment please", "Ana Quispe", "May 17th 1980", "tomorrow"):
+        reply = await talk.respond(line)
+    assert reply.text.endswith("Would you like that?")
+    reply = await talk.respond("yes")
+    assert reply.text.endswith("Shall I book it?")
+    reply = await talk.respond("no wait, Friday")
+    assert "Friday" in reply.text and talk.state is not State.CONFIRM, reply.text
+    reply = await talk.respond("yes")
+    await talk.respond("yes please")
+    assert clinic.booked == [(ANA.ref, friday.slot_id)]
+
+
+async def test_two_tasks_in_one_call_need_one_verification() -> None:
+    clinic = FakeScheduling()
+    slot = clinic.add_slot(PARK, at(1, 9))
+    clinic.appointments[ANA.ref.id] = [
+        AppointmentInfo("appt-old", "booked", at(6, 9), at(6, 9, 30), PARK.practitioner, GP, ("old",))
+    ]
+    talk, _ = conversation(clinic)
+    await talk.greet()
+    for line in ("I need to cancel my appointment", "Ana Quispe", "May 17th 1980", "yes please"):
+        reply = await talk.respond(line)
+    assert reply.text.startswith("It's cancelled")
+    for line in ("I'd also like to book a new one", "the first available", "yes", "yes please"):
+        reply = await talk.respond(line)
+    assert reply.text.startswith("You're booked"), reply.text
+    assert clinic.booked == [(ANA.ref, slot.slot_id)] and clinic.lookups == 1
+
+
+async def test_no_progress_ends_the_call_and_no_prompt_is_said_three_times() -> None:
+    talk, escalations = conversation(FakeScheduling())
+    await talk.greet()
+    await talk.respond("I want to book")
+    await talk.respond("Ana Quispe")
+    replies = []
+    for _ in range(MAX_STALLED_TURNS + 2):
+        reply = await talk.respond("um the thing with the stuff")
+        replies.append(reply)
+        if reply.end is not None:
+            break
+    assert replies[-1].end == "goodbye" and len(replies) <= MAX_STALLED_TURNS + 1
+    texts = [r.text for r in replies]
+    assert all(texts.count(t) <= 2 for t in texts), texts
+    assert escalations.made == []
+
+
+async def test_a_fhir_failure_mid_call_is_a_spoken_fallback_and_nothing_half_done() -> None:
+    from fhir_adapters import FhirUnavailable
+
+    class Down(FakeScheduling):
+        async def find_free_slots(self, **_: object) -> list[SlotOffer]:  # type: ignore[override]
+            raise FhirUnavailable("down")
+
+    clinic = Down()
+    talk, _ = conversation(clinic)
+    await talk.greet()
+    for line in ("book please", "Ana Quispe", "May 17th 1980"):
+        reply = await talk.respond(line)
+    reply = await talk.respond("tomorrow")
+    assert reply.text == templates.SYSTEM_TROUBLE and reply.end is None
+    assert clinic.booked == []
+
+
+@pytest.mark.parametrize("guess", range(3))
+async def test_an_emergency_is_answered_at_any_step(guess: int) -> None:
+    talk, escalations = conversation(FakeScheduling(), number="5550109999")
+    await talk.greet()
+    for line in ("book please", "Ana Quispe")[:guess]:
+        await talk.respond(line)
+    reply = await talk.respond("I have crushing chest pain and can't breathe")
+    assert reply.end == "escalated" and "dial 9 1 1" in reply.text
+    assert escalations.made == [("emergency", True, None, "5550109999")]
+
+
+async def test_a_visit_type_sent_as_a_bare_code_is_spoken_by_its_directory_display() -> None:
+    clinic = FakeScheduling()
+    coded = VisitType(PHYSICAL.system, PHYSICAL.code, PHYSICAL.code)  # the server sent no display
+    clinic.appointments[ANA.ref.id] = [
+        AppointmentInfo("appt-1", "booked", at(6, 9), at(6, 9, 30), PARK.practitioner, coded, ("s",))
+    ]
+    talk, _ = conversation(clinic)
+    await talk.greet()
+    for line in ("what appointments do I have", "Ana Quispe"):
+        await talk.respond(line)
+    reply = await talk.respond("May 17th 1980")
+    assert "your annual physical with Dr. Daniel Park" in reply.text, reply.text
+    assert "annual-physical" not in reply.text
+
+
+def test_a_code_no_directory_knows_is_still_said_as_words() -> None:
+    from voice_agent.dialogue import speech
+
+    assert speech.visit(VisitType(None, "derm_follow-up", "derm_follow-up")) == "derm follow up"
+    assert speech.visit(DERM) == "dermatology follow-up"

@@ -1,0 +1,133 @@
+"""``VerifyIdentity -> PatientRef``: the caller's name and date of birth, matched to exactly one record.
+
+The call's failed attempts are counted on the call (never reset by anything the caller does), and across
+calls by the identity gate; every failure gets the same words at the same attempt, whether no record
+matched, one with another birth date, several the calling number could not tell apart, or the name is
+locked: the caller learns nothing of the records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from fhir_adapters import PatientRef
+from voice_agent.dialogue import templates
+from voice_agent.dialogue.context import CallContext
+from voice_agent.dialogue.keypad import keyed_date
+from voice_agent.dialogue.reply import State
+from voice_agent.dialogue.tasks.base import Ask, Closed, DialogueTask, Done, Step
+from voice_agent.dialogue.understanding import Understood, spoken
+from voice_agent.privacy import remember_name
+
+__all__ = ["MAX_VERIFICATION_ATTEMPTS", "VerifyIdentity", "verification_spent"]
+
+MAX_VERIFICATION_ATTEMPTS = 3
+_NAME_SPLITS = 3
+
+
+def verification_spent(call: CallContext) -> bool:
+    """The call's failed attempts are used up: there is no path back into verification in it."""
+    return call.session.patient is None and call.failed_attempts >= MAX_VERIFICATION_ATTEMPTS
+
+
+def closed() -> Closed:
+    return Closed("verification_failed", templates.VERIFY_FAILED_FINAL, end_if_declined=True)
+
+
+class VerifyIdentity(DialogueTask[PatientRef]):
+    def __init__(self) -> None:
+        self.state = State.NAME
+        self._name: tuple[str, str] | None = None
+
+    async def start(self, call: CallContext) -> Step[PatientRef]:
+        if verification_spent(call):
+            return closed()
+        return Ask(templates.VERIFY_INTRO)
+
+    async def handle(self, answer: Understood, call: CallContext) -> Step[PatientRef]:
+        if verification_spent(call):
+            return closed()
+        slots = answer.slots
+        if self.state is State.BIRTH_DATE and not (slots.given_name and slots.family_name):
+            if slots.birth_date is None:
+                return Ask(templates.ASK_BIRTH_DATE_AGAIN, stalled=True)
+            return await self._verify(slots.birth_date, call)
+        if not slots.given_name or not slots.family_name:
+            return Ask(templates.ASK_NAME_AGAIN, stalled=True)
+        # a name (again, or corrected at the date question): the last one said is the one checked
+        self._name = (slots.given_name, slots.family_name)
+        remember_name(f"{slots.given_name} {slots.family_name}")
+        if slots.birth_date is not None:
+            return await self._verify(slots.birth_date, call)
+        self.state = State.BIRTH_DATE
+        return Ask(templates.ASK_BIRTH_DATE)
+
+    async def keyed(self, digits: str, call: CallContext) -> Step[PatientRef] | None:
+        if self.state is not State.BIRTH_DATE:
+            return None
+        born = keyed_date(digits, today=call.today())
+        if born is None:
+            return Ask(templates.ASK_BIRTH_DATE_KEYED_AGAIN, stalled=True)
+        return await self._verify(born, call)
+
+    def question(self) -> str:
+        return templates.ASK_BIRTH_DATE if self.state is State.BIRTH_DATE else templates.ASK_NAME
+
+    def complete(self, words: str, call: CallContext) -> bool:
+        text = spoken.spoken_numbers(spoken.fold(words))
+        if self.state is State.BIRTH_DATE:
+            born, _ = spoken.parse_birth_date(text, call.today())
+            return born is not None
+        return False  # a name: whether it is whole is not known from the words alone
+
+    def awaits_more(self, words: str, call: CallContext) -> bool:
+        if self.state is not State.BIRTH_DATE:
+            return False
+        born, said = spoken.parse_birth_date(spoken.spoken_numbers(spoken.fold(words)), call.today())
+        return born is None and said
+
+    async def _verify(self, born: date, call: CallContext) -> Step[PatientRef]:
+        assert self._name is not None
+        claimed = {
+            "name": " ".join(self._name),
+            "number": call.session.caller_number,
+            "source": call.session.source,
+        }
+        found: list[PatientRef] = []
+        if call.gate is not None and await call.gate.locked(**claimed):
+            return await self._failed(claimed, call)  # no lookup, and the words of any failure
+        for given, family in name_splits(*self._name):
+            for ref in await call.scheduling.find_patient(given=given, family=family, birth_date=born):
+                if ref not in found:
+                    found.append(ref)
+            if found:
+                break
+        if len(found) > 1 and call.session.caller_number:
+            # Two records share this name and birth date: the calling number may tell them apart.
+            number = call.session.caller_number
+            found = [ref for ref in found if await call.scheduling.phone_on_record(ref, number)]
+        self._name = None
+        if len(found) == 1:
+            return Done(found[0], said=templates.VERIFIED)
+        return await self._failed(claimed, call)
+
+    async def _failed(self, claimed: dict[str, str | None], call: CallContext) -> Step[PatientRef]:
+        self._name = None
+        if call.gate is not None:
+            await call.gate.failed(**claimed)
+        call.failed_attempts += 1
+        if call.failed_attempts >= MAX_VERIFICATION_ATTEMPTS:
+            return closed()
+        self.state = State.NAME
+        return Ask(templates.VERIFY_FAILED_RETRY)
+
+
+def name_splits(given: str, family: str) -> Sequence[tuple[str, str]]:
+    """The split as heard first, then the other ways to cut a multi-word name ("Mary Jane Smith Jones")."""
+    words = f"{given} {family}".split()
+    splits = [(given, family)]
+    for cut in range(1, len(words)):
+        candidate = (" ".join(words[:cut]), " ".join(words[cut:]))
+        if candidate not in splits:
+            splits.append(candidate)
+    return splits[:_NAME_SPLITS]
