@@ -1,10 +1,13 @@
-"""Conversation benchmark: task success, turns per task and understanding latency, per backend.
+"""Conversation benchmark: simulated callers from a seed, scored on what FHIR shows afterwards.
 
-    .venv/bin/python bench/conversations.py [--modes rules,hybrid] [--rounds 1]
+    .venv/bin/python bench/conversations.py [--callers 500] [--seed 1] [--modes rules,hybrid] [--now ISO]
 
-Runs simulated callers (tests/conversations/simulator.py) through the text channel's call loop against a
-private sandbox over mTLS, and checks each outcome in FHIR. "hybrid" needs the local model
-(``voice-agent models install``) and llama-cpp-python; without them it is reported as unavailable.
+Each caller comes from ``tests/conversations/generator.py``: a goal (book, cancel, reschedule, list, or
+cancel then book) crossed with openings, fillers, name and date formats, time wishes ("lunchtime", "the
+week after next", "Tuesday, no wait, Thursday") and changes of mind at the read-back. Calls go through the
+text channel's call loop against a private sandbox over mTLS, with the suite's invariants checked on each
+(FHIR changed only as the agent said; no other patient named). Reports task success per goal, caller
+turns per goal (median), understanding latency, and every failed call's transcript.
 """
 
 from __future__ import annotations
@@ -15,24 +18,19 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections import Counter
 from datetime import datetime
-from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conversations.conftest import booked
-from tests.conversations.simulator import CallerSimulator, Persona
-from voice_agent.channels.text import run_call
-from voice_agent.dialogue.factory import conversations
+from tests.conversations.conftest import Transcript, booked, conversation_runner
+from tests.conversations.generator import GeneratedCall, generate, outcome_ok
 from voice_agent.dialogue.understanding import Understanding, UnderstandingContext, Understood
 from voice_agent.dialogue.understanding.hybrid import build_understanding, warm_understanding
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.runtime import Runtime, runtime
-from voice_agent.sandbox.clinic import SyntheticPatient
 from voice_agent.sandbox.private import Sandbox, private_sandbox
 
 
@@ -52,108 +50,71 @@ class Timed:
         return result
 
 
-@dataclass
-class Task:
-    kind: str
-    patient: SyntheticPatient
-    opening: str
-    preference: str
-    check: Callable[[dict[str, Any], dict[str, Any], Any], bool]
+def holders_of(sandbox: Sandbox) -> list[Any]:
+    """Patients who hold a booked appointment now (bookings during the run make more of them)."""
+    return [p for p in sandbox.clinic.patients if "same-name" not in p.tags and booked(sandbox, p.id)]
 
 
-def one_more(before: dict[str, Any], after: dict[str, Any], zone: Any) -> bool:
-    return len(after) == len(before) + 1
-
-
-def one_less(before: dict[str, Any], after: dict[str, Any], zone: Any) -> bool:
-    return len(after) == len(before) - 1
-
-
-def moved(before: dict[str, Any], after: dict[str, Any], zone: Any) -> bool:
-    return len(after) == len(before) and set(after) != set(before)
-
-
-def unchanged(before: dict[str, Any], after: dict[str, Any], zone: Any) -> bool:
-    return after == before
-
-
-def afternoon(before: dict[str, Any], after: dict[str, Any], zone: Any) -> bool:
-    new = set(after) - set(before)
-    return (
-        len(new) == 1
-        and clock(12) <= datetime.fromisoformat(after[new.pop()]["start"]).astimezone(zone).time()
-    )
-
-
-def tasks(sandbox: Sandbox) -> list[Task]:
-    clinic = sandbox.clinic
-    pool = clinic.patients_tagged("pool")
-    holders = clinic.patients_tagged("with-appointments")
-    openings = [
-        ("I'd like to book an appointment", "next week"),
-        ("can I see doctor park", "first available"),
-        ("I need a flu shot", "first available"),
-        ("schedule a checkup please", "in the morning"),
-        ("um I need to come in", "Friday"),
-        ("book me with Dr. Hernandez", "any time after 3"),
-    ]
-    found = [Task("book", pool[i], o, p, one_more) for i, (o, p) in enumerate(openings)]
-    found.append(Task("book", pool[6], "I'd like an appointment", "next Thursday afternoon", afternoon))
-    found += [Task("cancel", holders[i], "I need to cancel my appointment", "", one_less) for i in (0, 1)]
-    found += [Task("reschedule", holders[i], "can I move my appointment", "next week", moved) for i in (2, 3)]
-    found += [Task("list", holders[i], "when is my next appointment", "", unchanged) for i in (4, 5)]
-    return found
-
-
-async def run_mode(agent: Runtime, sandbox: Sandbox, understanding: Understanding) -> dict[str, Any]:
+async def run_mode(
+    agent: Runtime, sandbox: Sandbox, understanding: Understanding, callers: int, seed: int
+) -> dict[str, Any]:
     timed = Timed(understanding)
-    results = []
-    for task in tasks(sandbox):
-        before = booked(sandbox, task.patient.id)
-        persona = Persona(
-            given=task.patient.given,
-            family=task.patient.family,
-            born=task.patient.birth_date,
-            opening=task.opening,
-            preference=task.preference,
-        )
-        simulator = CallerSimulator(persona)
-        outbox: asyncio.Queue[str] = asyncio.Queue()
-        turns = 0
-
-        async def lines(
-            sim: CallerSimulator = simulator, box: asyncio.Queue[str] = outbox
-        ) -> AsyncIterator[str]:
-            nonlocal turns
-            while (answer := sim.answer(await box.get())) is not None:
-                turns += 1
-                yield answer
-
-        end = await run_call(agent, conversations(agent), timed, lines(), outbox.put_nowait)
-        ok = end == "goodbye" and task.check(before, booked(sandbox, task.patient.id), sandbox.settings.zone)
-        results.append((task.kind, ok, turns))
+    converse = conversation_runner(agent, timed, sandbox)
+    patients = [p for p in sandbox.clinic.patients if "same-name" not in p.tags]
+    today = sandbox.clock().date()
+    calls = generate(seed, callers, patients=patients, holders=lambda: holders_of(sandbox), today=today)
+    results: list[tuple[GeneratedCall, bool, int, str]] = []
+    for call in calls:
+        before = booked(sandbox, call.patient.id)
+        transcript: Transcript | None = None
+        try:
+            transcript = await converse(call.persona)
+            ok = transcript.end == "goodbye" and outcome_ok(
+                call,
+                before,
+                booked(sandbox, call.patient.id),
+                zone=sandbox.settings.zone,
+                today=today,
+                agent_said=transcript.agent,
+            )
+            text = transcript.text()
+        except AssertionError as broken:  # an invariant: counted as a failure, with what was said
+            ok, text = False, f"invariant broken: {broken}"
+        turns = sum(who == "caller" for who, _ in transcript.turns) if transcript else 0
+        results.append((call, ok, turns, text))
     return {"results": results, "latency": timed.samples, "llm_turns": timed.sources.count("hybrid")}
 
 
-def report(mode: str, outcome: dict[str, Any]) -> None:
+def report(mode: str, outcome: dict[str, Any], *, transcripts: int) -> None:
     results = outcome["results"]
-    success = sum(ok for _, ok, _ in results)
+    success = sum(ok for _, ok, _, _ in results)
     latency = sorted(outcome["latency"])
-    print(f"\n{mode}: task success {success}/{len(results)} ({100 * success / len(results):.0f}%)")
-    for kind in sorted({k for k, _, _ in results}):
-        rows = [(ok, turns) for k, ok, turns in results if k == kind]
-        done, turns = sum(ok for ok, _ in rows), statistics.mean(t for _, t in rows)
-        print(f"  {kind:<11} {done}/{len(rows)} succeeded, {turns:.1f} caller turns per task")
+    print(f"\n{mode}: task success {success}/{len(results)} ({100 * success / len(results):.1f}%)")
+    for kind in sorted({c.kind for c, *_ in results}):
+        rows = [(ok, turns) for c, ok, turns, _ in results if c.kind == kind]
+        done = sum(ok for ok, _ in rows)
+        median = statistics.median(t for ok, t in rows if ok) if done else float("nan")
+        print(f"  {kind:<12} {done}/{len(rows)} succeeded; median {median:.0f} caller turns when it did")
+    styles = Counter(c.persona.name_style for c, ok, *_ in results if not ok)
+    if styles:
+        print(f"  failures by name style: {dict(styles)}")
     p95 = latency[int(0.95 * (len(latency) - 1))]
     print(
         f"  understanding latency per turn: p50 {statistics.median(latency):.2f} ms, p95 {p95:.2f} ms, "
         f"max {latency[-1]:.1f} ms over {len(latency)} turns; model consulted on {outcome['llm_turns']}"
     )
+    failed = [(c, text) for c, ok, _, text in results if not ok]
+    for call, text in failed[:transcripts]:
+        print(f"\n--- failed: {call.describe()}\n{text}")
+    if len(failed) > transcripts:
+        print(f"\n({len(failed) - transcripts} more failures; --transcripts N shows more)")
 
 
-async def main(modes: list[str], now: datetime | None) -> None:
+async def main(modes: list[str], now: datetime | None, callers: int, seed: int, transcripts: int) -> None:
     with private_sandbox(now=now) as sandbox, tempfile.TemporaryDirectory() as home:
-        settings = sandbox.agent_settings(Path(home))
+        settings = sandbox.agent_settings(
+            Path(home), verification_identity_limit=10_000, verification_number_limit=10_000
+        )
         async with runtime(settings) as agent:
             for mode in modes:
                 understanding = build_understanding(mode, settings, RulesUnderstanding())  # type: ignore[arg-type]
@@ -165,7 +126,10 @@ async def main(modes: list[str], now: datetime | None) -> None:
                 started = time.perf_counter()
                 await warm_understanding(understanding)
                 print(f"\n{mode}: warmed in {time.perf_counter() - started:.1f} s")
-                report(mode, await run_mode(agent, sandbox, understanding))
+                started = time.perf_counter()
+                outcome = await run_mode(agent, sandbox, understanding, callers, seed)
+                print(f"{mode}: {callers} callers in {time.perf_counter() - started:.0f} s")
+                report(mode, outcome, transcripts=transcripts)
 
 
 if __name__ == "__main__":
@@ -173,6 +137,9 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--modes", default="rules,hybrid")
+    parser.add_argument("--callers", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--transcripts", type=int, default=10, help="failed calls to print whole")
     parser.add_argument(
         "--now",
         type=datetime.fromisoformat,
@@ -181,4 +148,4 @@ if __name__ == "__main__":
         "(e.g. 2026-12-31T16:30)",
     )
     args = parser.parse_args()
-    asyncio.run(main(args.modes.split(","), args.now))
+    asyncio.run(main(args.modes.split(","), args.now, args.callers, args.seed, args.transcripts))

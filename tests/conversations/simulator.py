@@ -41,6 +41,14 @@ def say_name(given: str, family: str, style: str) -> str:
         return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     if style == "this-is":
         return f"hi, this is {given} {family}"
+    if style == "last-first":
+        return f"{family}, {given}"
+    if style == "spelled":  # the surname spelled after it, as callers do when asked twice
+        import unicodedata
+
+        plain = "".join(c for c in unicodedata.normalize("NFKD", family) if not unicodedata.combining(c))
+        letters = " ".join({"-": "hyphen", "'": "apostrophe"}.get(c, c.upper()) for c in plain if c != " ")
+        return f"{given} {family}, {letters}"
     return f"{given} {family}"
 
 
@@ -89,6 +97,12 @@ QUESTIONS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+def offered(line: str) -> int:
+    """How many options the line reads out ("A or B", "A, B, or C"): a caller picks among those."""
+    options = line.rsplit(": ", 1)[-1] if ": " in line else line.split("openings", 1)[-1]
+    return max(1, min(3, len(re.findall(r"\b\d{1,2}(?::\d\d)? [AP]M\b|\bnoon\b", options))))
+
+
 def question_of(line: str) -> str:
     for name, pattern in QUESTIONS:
         if pattern.search(line.strip()):
@@ -131,11 +145,11 @@ class CallerSimulator:
         if asked == "relax":
             return "yes please"
         if asked == "choose_slot":
-            return ORDINALS[min(p.pick, 3)] if p.pick <= 3 else "the last one"
+            return ORDINALS[min(p.pick, offered(line))] if p.pick <= 3 else "the last one"
         if asked == "one_slot":
             return "yes, that works"
         if asked == "choose_appointment":
-            return ORDINALS[min(p.pick, 3)]
+            return ORDINALS[min(p.pick, offered(line))]
         if asked == "confirm":
             if p.on_confirm is not None and (waiting := p.on_confirm(line)) is not None:
                 self.pending.append(waiting)

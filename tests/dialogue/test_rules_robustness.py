@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from voice_agent.dialogue.understanding import rules
 from voice_agent.dialogue.understanding.base import (
     DirectoryEntry,
     Expectation,
@@ -22,6 +21,7 @@ from voice_agent.dialogue.understanding.base import (
 )
 from voice_agent.dialogue.understanding.guardrails import screen
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.dialogue.understanding.rules.turns import _parse
 from voice_agent.dialogue.understanding.spoken import find_phone, parse_birth_date, parse_when, spoken_numbers
 
 NY = ZoneInfo("America/New_York")
@@ -106,7 +106,7 @@ def test_random_junk_never_raises_and_always_validates() -> None:
     rng = random.Random(20261123)
     for _ in range(2500):
         utterance, ctx = _junk(rng), _contexts(rng)
-        answer = rules._parse(utterance, ctx)  # the inner function: a bug must fail here, not be swallowed
+        answer = _parse(utterance, ctx)  # the inner function: a bug must fail here, not be swallowed
         assert_valid(answer, ctx)
 
 
@@ -116,7 +116,7 @@ def test_empty_and_odd_input(utterance: str, expecting: Expectation) -> None:
     ctx = UnderstandingContext(
         now=NOW, expecting=expecting, practitioners=PRACTITIONERS, visit_types=VISIT_TYPES
     )
-    answer = rules._parse(utterance, ctx)
+    answer = _parse(utterance, ctx)
     assert_valid(answer, ctx)
     assert answer.confidence < 0.6  # a letter-like token may be a one-word name, but never a sure one
     if expecting is not Expectation.FULL_NAME:
@@ -155,7 +155,7 @@ def test_no_pathological_backtracking(utterance: str) -> None:
             visit_types=VISIT_TYPES,
             offered=OFFERED,
         )
-        assert_valid(rules._parse(utterance, ctx), ctx)
+        assert_valid(_parse(utterance, ctx), ctx)
 
 
 def test_spoken_helpers_never_raise() -> None:
@@ -192,4 +192,4 @@ def test_a_directory_with_unusable_entries_is_tolerated() -> None:
         visit_types=(VisitTypeEntry("c" * 70, "Shot"),),
     )
     for utterance in ["doctor too long", "dr", "regex", "(?*+[", "a shot please", "doctor empty"]:
-        assert_valid(rules._parse(utterance, ctx), ctx)
+        assert_valid(_parse(utterance, ctx), ctx)
