@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jellyfish
 from fhirclient.models.appointment import Appointment
 
 from .errors import FhirConflict, FhirError, FhirNotAllowed, FhirNotFound, FhirUnavailable
@@ -80,6 +81,30 @@ def _search_prefix(family: str) -> str:
     """The first alphabetic run of the family name: the server matches by prefix, we compare exactly."""
     match = re.match(r"\w+", family.strip(), flags=re.UNICODE)
     return match.group(0) if match else family.strip()
+
+
+#: How alike a heard given name and the record's must be (Jaro-Winkler, on the letters or on their
+#: Metaphone keys): "Shivon" (0.77) and "Shabbanda" (0.87 on the keys) pass for "Siobhan"; "Roberto"
+#: (0.52) and "Sam" (0.49) do not. Deliberately lenient: the identity rests on the spelled surname and
+#: the birth date, both exact; the given name only has to be plausibly the one heard, and two records
+#: it cannot tell apart verify neither.
+SOUNDS_LIKE_THRESHOLD = 0.75
+
+
+def sounds_like(heard: str, recorded: Sequence[str]) -> bool:
+    """Whether a given name heard over the phone could be the record's (its first given name, or all
+    of them together), blind to word boundaries: "Min An" for "Minh Anh"."""
+    said = normalise_name(heard)
+    if not said or not recorded:
+        return False
+    for target in (normalise_name(recorded[0]), normalise_name("".join(recorded))):
+        if not target:
+            continue
+        letters = jellyfish.jaro_winkler_similarity(said, target)
+        keys = jellyfish.jaro_winkler_similarity(jellyfish.metaphone(said), jellyfish.metaphone(target))
+        if max(letters, keys) >= SOUNDS_LIKE_THRESHOLD:
+            return True
+    return False
 
 
 def _given_matches(spoken: str, recorded: Sequence[str]) -> bool:
@@ -177,7 +202,27 @@ class Scheduling:
     async def find_patient(self, *, given: str, family: str, birth_date: date) -> list[PatientRef]:
         """Patients whose name and birth date match what the caller said. Names are compared here,
         exactly (but blind to case, accents and punctuation); no other field of the record is loaded."""
-        if not normalise_name(given) or not normalise_name(family):
+        if not normalise_name(given):
+            return []
+        return await self._born_with_surname(family, birth_date, lambda names: _given_matches(given, names))
+
+    async def find_patient_spelled(
+        self, *, heard_given: str, family: str, birth_date: date
+    ) -> list[PatientRef]:
+        """Patients with exactly this surname (as the caller spelled it) and birth date, whose given name
+        sounds like what was heard: the name over a phone line is the fragile signal, the spelling and
+        the date the robust ones. The same search as ``find_patient`` (surname and birth date), so it
+        loads no record that search would not; the comparison happens here and only refs leave."""
+        if not normalise_name(heard_given):
+            return []
+        return await self._born_with_surname(
+            family, birth_date, lambda names: sounds_like(heard_given, names)
+        )
+
+    async def _born_with_surname(
+        self, family: str, birth_date: date, given_ok: Callable[[Sequence[str]], bool]
+    ) -> list[PatientRef]:
+        if not normalise_name(family):
             return []
         candidates = await self._gateway.search(
             "Patient",
@@ -192,9 +237,7 @@ class Scheduling:
             if patient.birthDate is None or patient.birthDate.date != birth_date:
                 continue
             for name in patient.name or []:
-                if normalise_name(name.family or "") == said_family and _given_matches(
-                    given, name.given or []
-                ):
+                if normalise_name(name.family or "") == said_family and given_ok(name.given or []):
                     matches.append(PatientRef(patient.id))
                     break
         return matches

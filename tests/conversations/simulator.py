@@ -29,6 +29,14 @@ def say_date(born: date, style: str) -> str:
     return f"{born:%B} {day} {born.year}"
 
 
+def spell(family: str) -> str:
+    """A surname letter by letter, as a caller spells it: no accents, "hyphen" and "apostrophe" said."""
+    import unicodedata
+
+    plain = "".join(c for c in unicodedata.normalize("NFKD", family) if not unicodedata.combining(c))
+    return " ".join({"-": "hyphen", "'": "apostrophe"}.get(c, c.upper()) for c in plain if c != " ")
+
+
 def say_name(given: str, family: str, style: str) -> str:
     if style == "intro":
         return f"my name is {given} {family}"
@@ -44,11 +52,7 @@ def say_name(given: str, family: str, style: str) -> str:
     if style == "last-first":
         return f"{family}, {given}"
     if style == "spelled":  # the surname spelled after it, as callers do when asked twice
-        import unicodedata
-
-        plain = "".join(c for c in unicodedata.normalize("NFKD", family) if not unicodedata.combining(c))
-        letters = " ".join({"-": "hyphen", "'": "apostrophe"}.get(c, c.upper()) for c in plain if c != " ")
-        return f"{given} {family}, {letters}"
+        return f"{given} {family}, {spell(family)}"
     return f"{given} {family}"
 
 
@@ -80,6 +84,7 @@ QUESTIONS: list[tuple[str, re.Pattern[str]]] = [
     ("callback", re.compile(r"call you back\. would you like that\?$", re.I)),
     ("name", re.compile(r"first and last name\??$", re.I)),
     ("birth_date", re.compile(r"date of birth", re.I)),
+    ("spell", re.compile(r"spell your last name", re.I)),
     ("relax", re.compile(r"first available time instead\?$", re.I)),
     ("confirm", re.compile(r"shall i (book it|cancel it|go ahead)\?$", re.I)),
     (
@@ -140,6 +145,8 @@ class CallerSimulator:
             return say_name(p.given, p.family, p.name_style)
         if asked == "birth_date":
             return say_date(p.born, p.date_style)
+        if asked == "spell":
+            return spell(p.family)
         if asked in ("preference",):
             return p.preference
         if asked == "relax":

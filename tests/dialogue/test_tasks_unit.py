@@ -25,6 +25,7 @@ from fhir_adapters import (
     TimeOfDay,
     VisitType,
 )
+from fhir_adapters.scheduling import normalise_name, sounds_like
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.context import CallContext
@@ -36,7 +37,7 @@ from voice_agent.dialogue.tasks.collect_callback import CallbackAnswer, CollectC
 from voice_agent.dialogue.tasks.confirm import Confirm
 from voice_agent.dialogue.tasks.find_slot import FindSlot, Preferences
 from voice_agent.dialogue.tasks.verify_identity import MAX_VERIFICATION_ATTEMPTS, VerifyIdentity
-from voice_agent.dialogue.understanding import Intent, Slots, Understood
+from voice_agent.dialogue.understanding import Expectation, Intent, Slots, UnderstandingContext, Understood
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.session import CallSession
 
@@ -106,6 +107,18 @@ class FakeScheduling:
             if p.given.lower() == given.lower()
             and p.family.lower() == family.lower()
             and p.born == birth_date
+        ]
+
+    async def find_patient_spelled(
+        self, *, heard_given: str, family: str, birth_date: date
+    ) -> list[PatientRef]:
+        self.lookups += 1
+        return [
+            p.ref
+            for p in self.people
+            if normalise_name(p.family) == normalise_name(family)
+            and p.born == birth_date
+            and sounds_like(heard_given, [p.given])
         ]
 
     async def phone_on_record(self, patient: PatientRef, phone: str) -> bool:
@@ -247,7 +260,9 @@ async def test_a_wrong_birth_date_never_verifies_and_the_third_failure_closes_ve
     steps = []
     for wrong in range(MAX_VERIFICATION_ATTEMPTS):
         await task.handle(said(given_name="Ana", family_name="Quispe"), call)
-        steps.append(await task.handle(said(birth_date=ANA.born + timedelta(days=wrong + 1)), call))
+        spell = await task.handle(said(birth_date=ANA.born + timedelta(days=wrong + 1)), call)
+        assert spell == Ask(templates.ASK_SPELL_SURNAME)
+        steps.append(await task.handle(said(given_name="Quispe"), call))  # spelled right, still refused
     assert steps[:-1] == [Ask(templates.VERIFY_FAILED_RETRY)] * (MAX_VERIFICATION_ATTEMPTS - 1)
     assert isinstance(steps[-1], Closed) and steps[-1].category == "verification_failed"
     # the right date afterwards, in a fresh task of the same call: no lookup, still closed
@@ -270,8 +285,10 @@ async def test_no_record_another_birth_date_and_two_records_get_the_same_words()
     ):
         call = context(FakeScheduling())
         task = VerifyIdentity()
-        replies.append(await task.handle(said(given_name=given, family_name=family, birth_date=born), call))
-    assert replies == [Ask(templates.VERIFY_FAILED_RETRY)] * 3
+        first = await task.handle(said(given_name=given, family_name=family, birth_date=born), call)
+        replies.append((first, await task.handle(said(given_name=family), call)))
+    spelled_then_refused = (Ask(templates.ASK_SPELL_SURNAME), Ask(templates.VERIFY_FAILED_RETRY))
+    assert replies == [spelled_then_refused] * 3
 
 
 async def test_the_calling_number_tells_two_records_apart_but_never_verifies_alone() -> None:
@@ -279,20 +296,19 @@ async def test_the_calling_number_tells_two_records_apart_but_never_verifies_alo
     task = VerifyIdentity()
     step = await task.handle(said(given_name="Sam", family_name="Rivera", birth_date=TWIN_B.born), call)
     assert step == Done(TWIN_B.ref, said=templates.VERIFIED)
-    wrong_date = await VerifyIdentity().handle(
-        said(given_name="Sam", family_name="Rivera", birth_date=date(1991, 1, 2)), call
-    )
-    assert wrong_date == Ask(templates.VERIFY_FAILED_RETRY)
+    task = VerifyIdentity()
+    await task.handle(said(given_name="Sam", family_name="Rivera", birth_date=date(1991, 1, 2)), call)
+    assert await task.handle(said(given_name="Rivera"), call) == Ask(templates.VERIFY_FAILED_RETRY)
 
 
 async def test_a_locked_name_is_refused_without_a_lookup_in_the_usual_words() -> None:
     clinic, gate = FakeScheduling(), FakeGate(limit=1)
     gate.failures["Ana Quispe"] = 1
     call = context(clinic, gate=gate)
-    step = await VerifyIdentity().handle(
-        said(given_name="Ana", family_name="Quispe", birth_date=ANA.born), call
-    )
-    assert step == Ask(templates.VERIFY_FAILED_RETRY)
+    task = VerifyIdentity()
+    step = await task.handle(said(given_name="Ana", family_name="Quispe", birth_date=ANA.born), call)
+    assert step == Ask(templates.ASK_SPELL_SURNAME)  # as after any inexact match
+    assert await task.handle(said(given_name="Quispe"), call) == Ask(templates.VERIFY_FAILED_RETRY)
     assert clinic.lookups == 0 and call.failed_attempts == 1
 
 
@@ -575,3 +591,33 @@ def test_a_code_no_directory_knows_is_still_said_as_words() -> None:
 
     assert speech.visit(VisitType(None, "derm_follow-up", "derm_follow-up")) == "derm follow up"
     assert speech.visit(DERM) == "dermatology follow-up"
+
+
+async def test_a_misheard_name_is_recovered_by_its_spelling_and_the_birth_date() -> None:
+    """Whisper heard "Shabbanda Conquo" for Siobhan Okonkwo: the spelling and the date find her."""
+    siobhan = Person(PatientRef("pat-siobhan"), "Siobhan", "Okonkwo", date(1987, 11, 3), "5550100009")
+    call = context(FakeScheduling(people=[ANA, siobhan]))
+    task = VerifyIdentity()
+    await task.handle(said(given_name="Shabbanda", family_name="Conquo"), call)
+    assert await task.handle(said(birth_date=siobhan.born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    spelled = RulesUnderstanding().parse("O K O N K W O", _context(Expectation.FULL_NAME))
+    assert await task.handle(spelled, call) == Done(siobhan.ref, said=templates.VERIFIED)
+
+
+async def test_the_right_spelling_and_date_with_another_persons_given_name_is_refused() -> None:
+    call = context(FakeScheduling())
+    task = VerifyIdentity()
+    await task.handle(said(given_name="Roberto", family_name="Quispe", birth_date=ANA.born), call)
+    assert await task.handle(said(given_name="Quispe"), call) == Ask(templates.VERIFY_FAILED_RETRY)
+    assert call.session.patient is None and call.failed_attempts == 1
+
+
+def _context(expecting: Expectation) -> UnderstandingContext:
+    return UnderstandingContext(now=NOW, expecting=expecting)
+
+
+def test_a_spelling_said_with_pauses_is_gathered_before_it_is_checked() -> None:
+    task, call = VerifyIdentity(), context(FakeScheduling())
+    task.state = State.SPELL_SURNAME
+    assert task.awaits_more("O, K, O", call) and task.awaits_more("P as in Peter, A", call)
+    assert not task.awaits_more("Okonkwo", call) and not task.awaits_more("I don't know", call)

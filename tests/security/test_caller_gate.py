@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import Sandbox
+from tests.conversations.simulator import spell
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.factory import conversations
@@ -32,6 +33,16 @@ def born(patient: SyntheticPatient, shift: int = 0) -> str:
     return (patient.birth_date + timedelta(days=shift)).strftime("%B %d %Y")
 
 
+async def attempt(conversation: Conversation, name: str, date_said: str) -> str:
+    """One identity attempt as a caller makes it: the name, the date, and the surname spelled when the
+    agent asks for it (after every inexact match); the agent's last reply."""
+    await conversation.respond(name)
+    reply = (await conversation.respond(date_said)).text
+    if reply == templates.ASK_SPELL_SURNAME:
+        reply = (await conversation.respond(spell(name.split()[-1]))).text
+    return reply
+
+
 async def test_the_guessing_loop_never_verifies_and_the_call_ends(agent: Runtime, sandbox: Sandbox) -> None:
     """Three wrong dates, then every detour the caller can take back to the identity check: a medical
     question, a declined callback, a new task, a name given straight away, the right date at last."""
@@ -40,8 +51,7 @@ async def test_the_guessing_loop_never_verifies_and_the_call_ends(agent: Runtime
     conversation = await call(agent)
     said = [(await conversation.respond("when is my next appointment")).text]
     for shift in (3, 40, 700):
-        said.append((await conversation.respond(name)).text)
-        said.append((await conversation.respond(born(patient, shift))).text)
+        said.append(await attempt(conversation, name, born(patient, shift)))
     assert said[-1] == templates.VERIFY_FAILED_FINAL
     detours = [
         "what should I take for a headache",
@@ -72,8 +82,7 @@ async def test_a_new_task_after_the_attempts_are_spent_goes_straight_to_the_call
     conversation = await call(agent)
     await conversation.respond("I want to book an appointment")
     for shift in (1, 2, 3):
-        await conversation.respond(f"{patient.given} {patient.family}")
-        await conversation.respond(born(patient, shift))
+        await attempt(conversation, f"{patient.given} {patient.family}", born(patient, shift))
     await conversation.respond("what should I take for a cold")  # a detour that resumes the call
     await conversation.respond("no thanks")
     reply = await conversation.respond("I want to cancel my appointment then")
@@ -115,12 +124,16 @@ async def test_every_failure_gets_the_same_words_at_the_same_attempt(
         for _ in range(3):
             await conversation.respond(name)
             replies[kind].append((await conversation.respond(date_said)).text)
+            replies[kind].append((await conversation.respond(spell(name.split()[-1]))).text)
         assert conversation.session.patient is None
     first, *others = replies.values()
     assert all(other == first for other in others), replies
     assert first == [
+        templates.ASK_SPELL_SURNAME,
         templates.VERIFY_FAILED_RETRY,
+        templates.ASK_SPELL_SURNAME,
         templates.VERIFY_FAILED_RETRY,
+        templates.ASK_SPELL_SURNAME,
         templates.VERIFY_FAILED_FINAL,
     ]
 
@@ -186,16 +199,14 @@ async def test_guessing_spread_over_calls_locks_the_name_in_the_usual_words_with
         await conversation.respond("when is my next appointment")
         replies = []
         for shift in (1 + call_number, 400 + call_number, 900 + call_number):
-            await conversation.respond(name)
-            replies.append((await conversation.respond(born(patient, shift))).text)
+            replies.append(await attempt(conversation, name, born(patient, shift)))
         heard.append(replies)
     usual = [templates.VERIFY_FAILED_RETRY, templates.VERIFY_FAILED_RETRY, templates.VERIFY_FAILED_FINAL]
     assert all(replies == usual for replies in heard), heard  # locked or not, the same words
     right = await call(gated)
     await right.respond("when is my next appointment")
-    await right.respond(name)
-    reply = await right.respond(born(patient))  # the right date, while the name is locked
-    assert reply.text == templates.VERIFY_FAILED_RETRY and right.session.patient is None
+    reply = await attempt(right, name, born(patient))  # the right date, while the name is locked
+    assert reply == templates.VERIFY_FAILED_RETRY and right.session.patient is None
     raised = sorted(str(a["alert"]) for a in alerts(gated))
     # one lockout alert, not one per guess; and the 30 failures in minutes are a clinic-wide burst too
     assert raised == ["identity-locked", "verification-burst"], raised

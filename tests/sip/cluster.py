@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Sandbox
-from tests.sip.edge import free_udp_port
+from tests.sip.edge import free_sip_port
 from tests.voice.conftest import VoiceServer, start_voice_server, terminate
 
 NGINX_SITE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "voice-agent.conf"
@@ -61,7 +61,7 @@ def cluster_env(database_url: str, key_file: Path) -> dict[str, str]:
 
 
 def start_worker(sandbox: Sandbox, directory: Path, name: str, shared: dict[str, str], rtp: range) -> Worker:
-    sip_port = free_udp_port()
+    sip_port = free_sip_port()
     server = start_voice_server(
         sandbox,
         directory / name,

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.sip.calls import hearable_patients
-from tests.sip.edge import Edge, free_udp_port, running_edge, wait_for_workers
+from tests.sip.edge import Edge, free_sip_port, free_udp_port, running_edge, wait_for_workers
 from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
 from tests.voice.conftest import whisper as whisper  # fixture: used by parameter name
 from voice_agent import wiring
@@ -32,7 +32,7 @@ class SipAgent:
 
 @pytest.fixture(scope="session")
 def sip_agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipAgent]:
-    sip_port = free_udp_port()
+    sip_port = free_sip_port()
     front_desk = f"sip:frontdesk@127.0.0.1:{free_udp_port()}"
     server = start_voice_server(
         sandbox,

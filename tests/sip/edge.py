@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -48,6 +49,29 @@ def free_udp_port(*, even: bool = False) -> int:
                     continue
             return port
     raise RuntimeError("no free UDP port")
+
+
+def free_sip_port() -> int:
+    """A port for an agent's SIP listener: UDP and TCP on it, and TCP on the next one (TLS), all free,
+    and below the kernel's ephemeral range (32768 and up), so no outgoing connection of this machine
+    can take one of them between this choice and the agent's bind (which once failed CI)."""
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(20000, 29998)
+        with contextlib.ExitStack() as stack:
+            try:
+                for kind, number in (
+                    (socket.SOCK_DGRAM, port),
+                    (socket.SOCK_STREAM, port),
+                    (socket.SOCK_DGRAM, port + 1),
+                    (socket.SOCK_STREAM, port + 1),
+                ):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, kind))
+                    sock.bind(("127.0.0.1", number))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free SIP port pair")
 
 
 @dataclass
@@ -102,7 +126,7 @@ def start_edge(
         "".join(f"1 {a.split('/')[0]} {_mask(a)} 0 test-peer\n" for a in allowed)
         + "".join(f"2 {a.split('/')[0]} {_mask(a)} 0 test-trunk\n" for a in asserting)
     )
-    port = free_udp_port()
+    port = free_sip_port()
     ctl = f"unix:{run / 'kamailio_ctl'}"
     defines = {
         "SIP_LISTEN": f"udp:{host}:{port}",

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.sip.calls import said_in_order
-from tests.sip.edge import free_udp_port
+from tests.sip.edge import free_sip_port, free_udp_port
 from tests.voice import caller_audio
 from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
 from tests.voice.conftest import whisper as whisper  # fixture: used by parameter name
@@ -37,7 +37,7 @@ def tls_agent(
         sandbox.certs.path("server.pem").read_bytes() + sandbox.certs.path("server.key").read_bytes()
     )
     pem.chmod(0o600)
-    port = free_udp_port()
+    port = free_sip_port()
     server = start_voice_server(
         sandbox,
         home / "product",

@@ -37,6 +37,10 @@ class Scheduling(Protocol):
 
     async def find_patient(self, *, given: str, family: str, birth_date: date) -> list[PatientRef]: ...
 
+    async def find_patient_spelled(
+        self, *, heard_given: str, family: str, birth_date: date
+    ) -> list[PatientRef]: ...
+
     async def phone_on_record(self, patient: PatientRef, phone: str) -> bool: ...
 
     async def upcoming_appointments(

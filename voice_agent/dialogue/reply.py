@@ -16,6 +16,7 @@ class State(StrEnum):
     TASK = "task"
     NAME = "name"
     BIRTH_DATE = "birth_date"
+    SPELL_SURNAME = "spell_surname"
     CHOOSE_APPOINTMENT = "choose_appointment"
     PREFERENCE = "preference"
     RELAX = "relax"  # nothing matched the preference: offer the nearest instead?

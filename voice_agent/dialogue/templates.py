@@ -28,6 +28,10 @@ VERIFY_FAILED_FINAL = (
     "I can have someone from the front desk call you back. Would you like that?"
 )
 VERIFIED = "Thank you, you're verified."
+# Asked whenever name and date did not match one record exactly, whatever was or was not found: the
+# spelling is the robust signal a misheard name lacks, and asking every time tells the caller nothing.
+ASK_SPELL_SURNAME = "Thank you. Could you spell your last name for me, letter by letter?"
+ASK_SPELL_SURNAME_AGAIN = "Sorry, I didn't get that. Could you spell your last name, one letter at a time?"
 
 NO_APPOINTMENTS = "I don't see any upcoming appointments for you."
 YOUR_APPOINTMENTS_ONE = "You have one upcoming appointment: {first}."

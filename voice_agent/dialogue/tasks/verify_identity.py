@@ -1,5 +1,12 @@
 """``VerifyIdentity -> PatientRef``: the caller's name and date of birth, matched to exactly one record.
 
+A name heard over the phone is the fragile signal; the date of birth (spoken or keyed) and a spelled
+surname are the robust ones. So when the name and date do not match one record exactly, the caller is
+asked to spell their last name, and the record is then looked up by that spelling and the date, with the
+heard given name only having to sound like the record's (``Scheduling.find_patient_spelled``). The
+spelling is asked for after every inexact match, whether or not anything was found, so the question
+itself tells the caller nothing; a wrong name or date still never verifies.
+
 The call's failed attempts are counted on the call (never reset by anything the caller does), and across
 calls by the identity gate; every failure gets the same words at the same attempt, whether no record
 matched, one with another birth date, several the calling number could not tell apart, or the name is
@@ -7,6 +14,7 @@ locked: the caller learns nothing of the records."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 
@@ -22,6 +30,9 @@ from voice_agent.privacy import remember_name
 __all__ = ["MAX_VERIFICATION_ATTEMPTS", "VerifyIdentity", "verification_spent"]
 
 MAX_VERIFICATION_ATTEMPTS = 3
+#: An answer made only of spelled letters so far ("o, k, o", "o apostrophe b").
+_LETTER = r"(?:[^\W\d_](?:\s+as in\s+\w+)?|hyphen|dash|apostrophe)"
+_LETTERS_ONLY = re.compile(rf"{_LETTER}(?:[\s,.\-]+{_LETTER})*[\s,.]*")
 _NAME_SPLITS = 3
 
 
@@ -38,6 +49,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
     def __init__(self) -> None:
         self.state = State.NAME
         self._name: tuple[str, str] | None = None
+        self._born: date | None = None
 
     async def start(self, call: CallContext) -> Step[PatientRef]:
         if verification_spent(call):
@@ -48,6 +60,11 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         if verification_spent(call):
             return closed()
         slots = answer.slots
+        if self.state is State.SPELL_SURNAME:
+            spelled = _spelled(slots.given_name, slots.family_name)
+            if spelled is None:
+                return Ask(templates.ASK_SPELL_SURNAME_AGAIN, stalled=True)
+            return await self._verify_spelled(spelled, call)
         if self.state is State.BIRTH_DATE and not (slots.given_name and slots.family_name):
             if slots.birth_date is None:
                 return Ask(templates.ASK_BIRTH_DATE_AGAIN, stalled=True)
@@ -71,6 +88,8 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         return await self._verify(born, call)
 
     def question(self) -> str:
+        if self.state is State.SPELL_SURNAME:
+            return templates.ASK_SPELL_SURNAME
         return templates.ASK_BIRTH_DATE if self.state is State.BIRTH_DATE else templates.ASK_NAME
 
     def complete(self, words: str, call: CallContext) -> bool:
@@ -81,38 +100,58 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         return False  # a name: whether it is whole is not known from the words alone
 
     def awaits_more(self, words: str, call: CallContext) -> bool:
+        if self.state is State.SPELL_SURNAME:
+            # letters come with pauses between them: "O K O ... N K W O" is one answer
+            return _LETTERS_ONLY.fullmatch(spoken.fold(words)) is not None
         if self.state is not State.BIRTH_DATE:
             return False
         born, said = spoken.parse_birth_date(spoken.spoken_numbers(spoken.fold(words)), call.today())
         return born is None and said
 
-    async def _verify(self, born: date, call: CallContext) -> Step[PatientRef]:
+    def _claimed(self, call: CallContext) -> dict[str, str | None]:
         assert self._name is not None
-        claimed = {
+        return {
             "name": " ".join(self._name),
             "number": call.session.caller_number,
             "source": call.session.source,
         }
+
+    async def _verify(self, born: date, call: CallContext) -> Step[PatientRef]:
+        claimed = self._claimed(call)
+        assert self._name is not None
         found: list[PatientRef] = []
-        if call.gate is not None and await call.gate.locked(**claimed):
-            return await self._failed(claimed, call)  # no lookup, and the words of any failure
-        for given, family in name_splits(*self._name):
-            for ref in await call.scheduling.find_patient(given=given, family=family, birth_date=born):
-                if ref not in found:
-                    found.append(ref)
-            if found:
-                break
-        if len(found) > 1 and call.session.caller_number:
-            # Two records share this name and birth date: the calling number may tell them apart.
-            number = call.session.caller_number
-            found = [ref for ref in found if await call.scheduling.phone_on_record(ref, number)]
-        self._name = None
+        if call.gate is None or not await call.gate.locked(**claimed):  # locked: no lookup at all
+            for given, family in name_splits(*self._name):
+                for ref in await call.scheduling.find_patient(given=given, family=family, birth_date=born):
+                    if ref not in found:
+                        found.append(ref)
+                if found:
+                    break
+            found = await _told_apart(found, call)
         if len(found) == 1:
+            self._name = None
+            return Done(found[0], said=templates.VERIFIED)
+        # Not one exact match (none, several, or locked): the spelling, asked for in every case alike.
+        self._born, self.state = born, State.SPELL_SURNAME
+        return Ask(templates.ASK_SPELL_SURNAME)
+
+    async def _verify_spelled(self, family: str, call: CallContext) -> Step[PatientRef]:
+        assert self._name is not None and self._born is not None
+        claimed = self._claimed(call)
+        found: list[PatientRef] = []
+        if call.gate is None or not await call.gate.locked(**claimed):
+            heard_given = self._name[0]
+            found = await call.scheduling.find_patient_spelled(
+                heard_given=heard_given, family=family, birth_date=self._born
+            )
+            found = await _told_apart(found, call)
+        if len(found) == 1:
+            self._name = self._born = None
             return Done(found[0], said=templates.VERIFIED)
         return await self._failed(claimed, call)
 
     async def _failed(self, claimed: dict[str, str | None], call: CallContext) -> Step[PatientRef]:
-        self._name = None
+        self._name = self._born = None
         if call.gate is not None:
             await call.gate.failed(**claimed)
         call.failed_attempts += 1
@@ -131,3 +170,18 @@ def name_splits(given: str, family: str) -> Sequence[tuple[str, str]]:
         if candidate not in splits:
             splits.append(candidate)
     return splits[:_NAME_SPLITS]
+
+
+async def _told_apart(found: list[PatientRef], call: CallContext) -> list[PatientRef]:
+    """Two records share this name and birth date: the attested calling number may tell them apart
+    (never the number alone: it only narrows what name and date already matched)."""
+    if len(found) > 1 and call.session.caller_number:
+        number = call.session.caller_number
+        found = [ref for ref in found if await call.scheduling.phone_on_record(ref, number)]
+    return found
+
+
+def _spelled(given: str | None, family: str | None) -> str | None:
+    """The surname the caller spelled, as the name reader gave it back: the one word of an answer that
+    was only letters ("O K O N K W O" -> "Okonkwo"), or the surname of a name said with its spelling."""
+    return family or given

@@ -161,14 +161,25 @@ def _join_spelled(tokens: list[str]) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     for token in [*tokens, ""]:
-        if len(token) == 1 and token.isalpha():
-            run.append(token)
+        mark = _SPELLED_MARKS.get(_key(token))
+        if (len(token) == 1 and token.isalpha()) or (mark is not None and run):
+            run.append(mark or token)  # "O apostrophe B R I E N": the mark inside the word
             continue
-        out.extend(["".join(run).capitalize()] if len(run) >= 3 else run)
+        letters = sum(t.isalpha() for t in run)
+        out.extend([_capitalise("".join(run).lower())] if letters >= 3 else run)
         run = []
         if token:
             out.append(token)
     return out
+
+
+def _only_spelled(tokens: list[str]) -> str | None:
+    """The word, when the whole answer is letters (with commas, hyphens or apostrophes between them)."""
+    parts = [_SPELLED_MARKS.get(_key(t), t) for t in tokens if t != _COMMA]
+    letters = [p for p in parts if p.isalpha()]
+    if len(letters) < 2 or any(len(p) != 1 for p in parts) or not parts[0].isalpha():
+        return None
+    return _capitalise("".join(parts).lower())
 
 
 def _labelled_name(tokens: list[str]) -> tuple[list[str], list[str]] | None:
@@ -247,6 +258,9 @@ def _extract_name(raw: str) -> _Name | None:
         tokens = _strip_trailers(tokens)
         if not tokens:
             return None
+        spelled = _only_spelled(tokens)
+        if spelled is not None:  # "O K O N K W O", "N G", "O apostrophe B R I E N": one word, spelled
+            return _Name(spelled, None, introduced, True)
         given_words, family_words, clean = [], [], True
         if _COMMA in tokens:
             cut = tokens.index(_COMMA)
