@@ -621,3 +621,42 @@ def test_a_spelling_said_with_pauses_is_gathered_before_it_is_checked() -> None:
     task.state = State.SPELL_SURNAME
     assert task.awaits_more("O, K, O", call) and task.awaits_more("P as in Peter, A", call)
     assert not task.awaits_more("Okonkwo", call) and not task.awaits_more("I don't know", call)
+
+
+class ModelSaysReschedule:
+    """The rules, except that one phrase comes back as a model once heard it: a reschedule with a day."""
+
+    def __init__(self, phrase: str, day: date) -> None:
+        self.phrase, self.day, self.rules = phrase, day, RulesUnderstanding()
+
+    async def understand(self, utterance: str, context: UnderstandingContext) -> Understood:
+        if utterance == self.phrase:
+            return intent(Intent.RESCHEDULE, date_from=self.day, date_to=self.day)
+        return await self.rules.understand(utterance, context)
+
+
+async def test_another_day_at_a_bookings_read_back_never_moves_an_existing_appointment() -> None:
+    clinic = FakeScheduling()
+    clinic.add_slot(LIN, at(1, 9))
+    friday = clinic.add_slot(LIN, at(2, 15))
+    existing = AppointmentInfo("appt-old", "booked", at(6, 9), at(6, 9, 30), PARK.practitioner, GP, ("o",))
+    clinic.appointments[ANA.ref.id] = [existing]
+    phrase = "actually, can we do Friday instead"
+    talk = Conversation(
+        scheduling=clinic,
+        session=session(),
+        understanding=ModelSaysReschedule(phrase, friday.start.date()),
+        escalations=FakeEscalations(),
+        zone=ZONE,
+        clock=lambda: NOW,
+    )
+    await talk.greet()
+    for line in ("book an appointment please", "Ana Quispe", "May 17th 1980", "tomorrow", "yes"):
+        await talk.respond(line)
+    reply = await talk.respond(phrase)
+    assert "move" not in reply.text and "Which appointment" not in reply.text, reply.text
+    for line in ("yes", "yes please"):
+        reply = await talk.respond(line)
+    assert reply.text.startswith("You're booked"), reply.text
+    assert clinic.booked == [(ANA.ref, friday.slot_id)]
+    assert existing in clinic.appointments[ANA.ref.id]  # the existing appointment was not touched

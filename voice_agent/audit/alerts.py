@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from .crypto import Keyring
 from .events import AlertKind
 from .recorder import AuditRecorder
-from .store import from_db_time, to_db_time
+from .store import create_tables, from_db_time, to_db_time
 from .trail import AuditTrail
 
 __all__ = ["ALERT_RULES", "AlertRule", "AlertSink", "BreachDetector", "RaisedAlert", "SignalKind", "Signals"]
@@ -132,7 +132,7 @@ class Signals:
 
     def create(self) -> None:
         with self._trail.engine.begin() as conn:
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     def scope(self, value: str | None) -> str:
         """The stored form of a scope: an HMAC, so the table holds no number or address."""

@@ -25,7 +25,7 @@ from fhir_adapters.scheduling import normalise_name
 from .alerts import BreachDetector
 from .crypto import Keyring
 from .events import AlertKind
-from .store import to_db_time
+from .store import create_tables, to_db_time
 from .trail import AuditTrail
 
 __all__ = ["AttemptGate", "AttemptKind", "AttemptLimit", "VerificationAttempts"]
@@ -74,7 +74,7 @@ class VerificationAttempts:
 
     def create(self) -> None:
         with self._trail.engine.begin() as conn:
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     def keys(
         self, *, name: str | None, number: str | None, source: str | None

@@ -223,9 +223,7 @@ class AuditStore:
         with self.engine.connect() as conn:
             conn = conn.execution_options(audit_write=True)
             with conn.begin():
-                if self.dialect == "postgresql":
-                    conn.execute(select(func.pg_advisory_xact_lock(_PG_DDL_LOCK)))
-                metadata.create_all(conn, checkfirst=True)
+                create_tables(conn, metadata)
                 # A missing head beside existing events is tampering: leave it for verify to report
                 # (and for appends to refuse) rather than papering over it with a fresh head.
                 no_events = conn.execute(select(events_table.c.seq).limit(1)).first() is None
@@ -327,12 +325,22 @@ def _sqlite_locking(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def create_tables(conn: Connection, tables: MetaData) -> None:
+    """Create ``tables`` if absent, one worker at a time. On PostgreSQL two workers starting together on
+    a new database race in the catalogue (``UniqueViolation`` on ``pg_type``, which once stopped a worker
+    in CI), so a transaction-scoped advisory lock puts their CREATE TABLEs in turn."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_DDL_LOCK)))
+    tables.create_all(conn, checkfirst=True)
+
+
 __all__ = [
     "GENESIS_HASH",
     "AuditStore",
     "HeadRecord",
     "StoredRecord",
     "chain_hash",
+    "create_tables",
     "events_table",
     "head_table",
     "record_aad",

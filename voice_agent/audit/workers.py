@@ -27,7 +27,6 @@ from sqlalchemy import (
     String,
     Table,
     delete,
-    func,
     insert,
     inspect,
     select,
@@ -36,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from .events import MAX_DURATION_SECONDS, Actor, AuditAction, AuditEvent, AuditPurpose
-from .store import from_db_time, to_db_time
+from .store import create_tables, from_db_time, to_db_time
 from .trail import AuditTrail, SessionTally
 
 log = logging.getLogger(__name__)
@@ -101,9 +100,7 @@ class WorkerLedger:
     def create(self) -> None:
         """Create the tables if absent; safe when several workers start together."""
         with self.trail.engine.begin() as conn:
-            if self.trail.dialect == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_PG_DDL_LOCK)))
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     def _now(self) -> datetime:
         return to_db_time(self._clock())

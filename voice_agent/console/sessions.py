@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import Column, DateTime, MetaData, Select, String, Table, delete, select, update
 
 from voice_agent.audit import Actor, AuditAction, AuditEvent, AuditPurpose, AuditTrail, EndReason
-from voice_agent.audit.store import from_db_time, to_db_time
+from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 
 from .users import StaffUser, staff_users_table, user_from_row
 
@@ -79,7 +79,7 @@ class SessionStore:
         self.max_age = max_age
         self._clock = clock or (lambda: datetime.now(UTC))
         with trail.transaction() as (conn, _append):
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     def _now(self) -> datetime:
         return from_db_time(to_db_time(self._clock()))

@@ -53,7 +53,7 @@ from voice_agent.audit import (
     StaffRole,
 )
 from voice_agent.audit.crypto import DecryptionError, Sealed
-from voice_agent.audit.store import from_db_time, to_db_time
+from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 
 from . import totp
 
@@ -193,7 +193,7 @@ class StaffStore:
         #: Verified against when the name is unknown, so a miss costs what a wrong password costs.
         self._dummy_hash = self._hasher.hash("not an account's password")
         with trail.transaction() as (conn, _append):
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     def now(self) -> datetime:
         return from_db_time(to_db_time(self._clock()))

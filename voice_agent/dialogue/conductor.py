@@ -34,7 +34,7 @@ from voice_agent.dialogue.intents import IntentSteps
 from voice_agent.dialogue.ports import EscalationPort, GuardrailHook, IdentityGate, Scheduling
 from voice_agent.dialogue.progress import MAX_STALLED_TURNS, Progress, Verdict
 from voice_agent.dialogue.reply import Reply, State
-from voice_agent.dialogue.tasks.base import Ask, Closed, Done, Step, expecting
+from voice_agent.dialogue.tasks.base import Ask, Closed, DialogueTask, Done, Step, expecting
 from voice_agent.dialogue.tasks.collect_callback import CollectCallback
 from voice_agent.dialogue.tasks.confirm import Confirm
 from voice_agent.dialogue.tasks.find_slot import FindSlot, Preferences
@@ -178,13 +178,15 @@ class Conversation(IntentSteps, Detours):
         if active is None:
             return await self._on_idle(answer, wanted)
         task = active.task
+        find = self._find
+        if self._another_time(task, wanted, answer):
+            wanted = self._task  # "can we do Friday instead" while times are on the table: this booking
         if isinstance(task, VerifyIdentity):
             if wanted is not None:
                 self._task = wanted  # what they want once verified; the identity check goes on
         elif not isinstance(task, CollectCallback) and wanted not in (None, self._task, Task.AVAILABILITY):
             assert wanted is not None
             return await self._begin(wanted, answer.slots)  # the caller changed their mind
-        find = self._find
         if (
             isinstance(task, Confirm)
             and self._chosen is not None
@@ -194,6 +196,19 @@ class Conversation(IntentSteps, Detours):
             # another day or time at the read-back ("no wait, Tuesday"): back to the times
             return await self._run(Active(find, self._slot_chosen), await find.revise(answer, self.call))
         return await self._run(active, await task.handle(answer, self.call))
+
+    def _another_time(self, task: DialogueTask[Any], wanted: Task | None, answer: Understood) -> bool:
+        """Whether a "reschedule" heard during a booking's times (or a "book" during a move's) only asks
+        for another time for the appointment being arranged. A model may call "can we do Friday
+        instead?" at a booking's read-back a reschedule; switching would move one of the caller's
+        existing appointments instead. With no new day or time in it, it is a real change of task."""
+        find = self._find
+        return (
+            find is not None
+            and isinstance(task, (FindSlot, Confirm))
+            and {wanted, self._task} == {Task.BOOK, Task.RESCHEDULE}
+            and find.prefs.would_change(answer.slots)
+        )
 
     async def _on_idle(self, answer: Understood, wanted: Task | None) -> Reply:
         if self._idle is State.ANYTHING_ELSE:

@@ -50,7 +50,7 @@ from sqlalchemy import (
 
 from voice_agent.audit.crypto import DecryptionError, Keyring, Sealed
 from voice_agent.audit.events import Actor, AuditAction, AuditEvent, AuditOutcome, AuditPurpose, FhirId
-from voice_agent.audit.store import from_db_time, to_db_time
+from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 from voice_agent.audit.trail import AuditTrail
 
 from .models import (
@@ -205,7 +205,7 @@ class EscalationStore:
         if self._dialect == "sqlite":
             _sqlite_secure_delete(self._engine)
         with self._transaction() as (conn, _append):
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     @classmethod
     def open(

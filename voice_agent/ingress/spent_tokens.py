@@ -12,7 +12,7 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from voice_agent.audit.store import to_db_time
+from voice_agent.audit.store import create_tables, to_db_time
 
 __all__ = ["SpentTokens"]
 
@@ -34,7 +34,7 @@ class SpentTokens:
 
     def create(self) -> None:
         with self._engine.begin() as conn:
-            metadata.create_all(conn, checkfirst=True)
+            create_tables(conn, metadata)
 
     def spend(self, call_id: str, *, keep: timedelta) -> bool:
         """True the first time a call's stream opens; False for every later try (a replay)."""

@@ -111,6 +111,7 @@ class _Name:
     family: str | None
     introduced: bool  # "my name is ...": the words are a name even outside the name question
     clean: bool  # nothing but the name was said
+    spelled: bool = False  # the whole answer was letters: one word, exactly as spelled
 
 
 def _key(token: str) -> str:
@@ -260,7 +261,7 @@ def _extract_name(raw: str) -> _Name | None:
             return None
         spelled = _only_spelled(tokens)
         if spelled is not None:  # "O K O N K W O", "N G", "O apostrophe B R I E N": one word, spelled
-            return _Name(spelled, None, introduced, True)
+            return _Name(spelled, None, introduced, True, spelled=True)
         given_words, family_words, clean = [], [], True
         if _COMMA in tokens:
             cut = tokens.index(_COMMA)

@@ -30,7 +30,8 @@ def _name_turn(t: _Text, ctx: UnderstandingContext, cues: _Cues) -> Understood:
     if name is not None and (name.introduced or not (cues.human or cues.repeat or cues.task or cues.goodbye)):
         slots.update(given_name=name.given, family_name=name.family)
         slots = {k: v for k, v in slots.items() if v is not None}
-        confidence = (HIGH if name.clean else MEDIUM) if name.given and name.family else 0.45
+        whole = (name.given and name.family) or name.spelled  # a spelling is a whole answer, sure
+        confidence = (HIGH if name.clean else MEDIUM) if whole else 0.45
         return _understood(Intent.PROVIDE_INFO, confidence, slots)
     if cues.human:
         return _understood(Intent.HUMAN, HIGH)
