@@ -24,6 +24,7 @@ def canary_forms(given: str, family: str, born: date, phone: str) -> list[bytes]
         born.isoformat(), born.strftime("%m/%d/%Y"), born.strftime("%B %d, %Y"), born.strftime("%Y%m%d"),
         born.strftime("%m%d%Y"),  # as keyed on a phone keypad
         phone, digits, digits[-7:], f"{digits[-7:-4]}-{digits[-4:]}",
+        " ".join({"-": "hyphen"}.get(c, c) for c in family),  # the surname as the caller spelled it
     ]  # fmt: skip
     forms = set()
     for text in texts:

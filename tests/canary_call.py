@@ -33,6 +33,8 @@ from voice_agent.settings import Settings
 
 GIVEN, FAMILY = os.environ["CANARY_GIVEN"], os.environ["CANARY_FAMILY"]
 BORN, PHONE = date.fromisoformat(os.environ["CANARY_DOB"]), os.environ["CANARY_PHONE"]
+MISHEARD = FAMILY[:-1] + ("e" if FAMILY[-1] != "e" else "a")
+SPELLED = " ".join({"-": "hyphen"}.get(c, c.upper()) for c in FAMILY)
 UTTERANCE = f"Hi, this is {GIVEN} {FAMILY}, born {BORN:%B %d, %Y}, you can reach me at {PHONE}"
 
 
@@ -106,8 +108,9 @@ async def text_channel_call(agent: Runtime) -> None:
     turns = iter(
         [
             f"hi, this is {GIVEN} {FAMILY}, I'd like to book an appointment",
-            f"{GIVEN} {FAMILY}",
+            f"{GIVEN} {MISHEARD}",  # heard one letter wrong: the agent asks for the spelling
             f"{BORN:%B} {BORN.day} {BORN.year}",
+            SPELLED,
             "first available",
             "the second one",
             "yes please",

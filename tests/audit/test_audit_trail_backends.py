@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -584,7 +585,7 @@ def test_concurrent_writers_in_threads_keep_one_chain(backend: Backend, keyring:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors
+    assert not errors, "".join(line for e in errors for line in traceback.format_exception(e))
     with AuditTrail.open(backend.url, keyring) as check:
         report = check.verify()
         assert report.ok and report.checked == 60, report.lines()

@@ -64,6 +64,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
             spelled = _spelled(slots.given_name, slots.family_name)
             if spelled is None:
                 return Ask(templates.ASK_SPELL_SURNAME_AGAIN, stalled=True)
+            remember_name(spelled)  # scrubbed from this call's log lines, as the heard name is
             return await self._verify_spelled(spelled, call)
         if self.state is State.BIRTH_DATE and not (slots.given_name and slots.family_name):
             if slots.birth_date is None:
