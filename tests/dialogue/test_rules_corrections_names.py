@@ -89,3 +89,20 @@ def test_only_words_after_the_last_marker_are_the_correction() -> None:
 def test_names_in_every_order_and_shape(words: str, given: str, family: str) -> None:
     slots = understand(words, Expectation.FULL_NAME).slots
     assert (slots.given_name, slots.family_name) == (given, family), words
+
+
+@pytest.mark.parametrize(
+    ("words", "surname"),
+    [
+        ("O K O N K W O", "Okonkwo"),
+        ("O-K-O-N-K-W-O.", "Okonkwo"),  # as Whisper often writes a spelling
+        ("O. K. O. N. K. W. O.", "Okonkwo"),
+        ("N G", "Ng"),
+        ("O apostrophe B R I E N", "O'Brien"),
+        ("H E R N A N D E Z hyphen R U I Z", "Hernandez-Ruiz"),
+        ("P as in Peter, A R K", "Park"),
+    ],
+)
+def test_a_spelled_surname_comes_back_as_one_word(words: str, surname: str) -> None:
+    slots = understand(words, Expectation.FULL_NAME).slots
+    assert slots.given_name == surname and slots.family_name is None, words

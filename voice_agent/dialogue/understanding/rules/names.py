@@ -174,9 +174,19 @@ def _join_spelled(tokens: list[str]) -> list[str]:
     return out
 
 
+_HYPHENATED_LETTERS: Final = re.compile(r"[^\W\d_](?:-[^\W\d_])+")
+
+
 def _only_spelled(tokens: list[str]) -> str | None:
     """The word, when the whole answer is letters (with commas, hyphens or apostrophes between them)."""
-    parts = [_SPELLED_MARKS.get(_key(t), t) for t in tokens if t != _COMMA]
+    parts: list[str] = []
+    for token in tokens:
+        if token == _COMMA:
+            continue
+        if _HYPHENATED_LETTERS.fullmatch(token):  # Whisper often writes a spelling "O-K-O-N-K-W-O"
+            parts.extend(token.split("-"))
+        else:
+            parts.append(_SPELLED_MARKS.get(_key(token), token))
     letters = [p for p in parts if p.isalpha()]
     if len(letters) < 2 or any(len(p) != 1 for p in parts) or not parts[0].isalpha():
         return None
