@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loguru import logger
 
 from fhir_adapters import FhirInvalidResponse, NotThisPatientsAppointment, SlotUnavailable
+from tests.conversations.simulator import spell
 from tests.faults import FaultyTransport, matches, real_transport
 from voice_agent.channels.text import run_call
 from voice_agent.dialogue.factory import conversations
@@ -34,7 +35,7 @@ from voice_agent.settings import Settings
 GIVEN, FAMILY = os.environ["CANARY_GIVEN"], os.environ["CANARY_FAMILY"]
 BORN, PHONE = date.fromisoformat(os.environ["CANARY_DOB"]), os.environ["CANARY_PHONE"]
 MISHEARD = FAMILY[:-1] + ("e" if FAMILY[-1] != "e" else "a")
-SPELLED = " ".join({"-": "hyphen"}.get(c, c.upper()) for c in FAMILY)
+SPELLED = spell(FAMILY)  # as a caller spells it when asked
 UTTERANCE = f"Hi, this is {GIVEN} {FAMILY}, born {BORN:%B %d, %Y}, you can reach me at {PHONE}"
 
 
