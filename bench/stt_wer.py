@@ -1,30 +1,44 @@
-"""Word error rate of the default speech-to-text on synthetic scheduling callers, with and without the
-clinic's vocabulary, to choose how Whisper is told about practitioner names and visit types.
+"""Word error rate of the speech-to-text models on synthetic scheduling callers, with and without the
+clinic's vocabulary: which model hears callers best for its CPU cost, and how Whisper is told about
+practitioner names and visit types.
 
-    .venv/bin/python bench/stt_wer.py [--limit N] [--voices espeak,piper] [--modes none,hotwords,prompt,both]
-                                      [--telephone] [--errors]
+    .venv/bin/python bench/stt_wer.py [--limit N] [--models tiny.en,base,moonshine]
+        [--voices espeak,flite-slt,flite-kal,flite-awb,flite-rms,piper-other,piper-joe]
+        [--modes none,hotwords,prompt,both] [--telephone] [--noise SNR_DB] [--level DB]
+        [--window S] [--errors] [--raw FILE.jsonl]
 
 102 things patients say to a scheduling line (roster names, dates of birth, appointment times, visit
-types and practitioners, yes/no, cancel/reschedule, 555-01xx phone numbers), each spoken by espeak-ng
-and by piper's joe voice (tests/voice/caller_audio.py), framed as the pipeline frames a turn (pre-roll and
-trailing silence), and transcribed by ``voice_agent.pipeline.stt.transcribe`` on the shared model with
-the default settings. ``--telephone`` first sends the audio through 8 kHz μ-law, as a Twilio call would.
+types and practitioners, yes/no, cancel/reschedule, 555-01xx phone numbers), each spoken by every voice
+family asked for (tests/voice/caller_audio.py): espeak-ng, flite's slt, kal, awb and rms voices, piper
+with settings other than the agent's ("piper-other": faster and slower, a less even voice) and piper's
+joe voice as the agent itself speaks (``piper-joe``, or ``piper``: a reference, not a caller). Each clip
+is framed as a caller's line carries a turn (pre-roll and the VAD stop), optionally made ``--level`` dB
+louder or quieter (clipped, as a hot line clips) and given pink noise ``--noise`` dB below the speech
+(seeded per utterance), then with ``--telephone`` sent through 8 kHz μ-law as a Twilio call would, and
+given the pipeline's own trailing silence. Each ``--models`` entry is the recogniser a call gets with
+that ``stt_engine`` (``voice_agent.pipeline.recognisers``; tiny.en, base: Whisper, with the
+``stt_window_seconds`` window unless ``--window``; moonshine: Moonshine base, which takes no vocabulary,
+so it runs once per clip whatever the modes). Every model and mode hears the very same clip.
 
 Scoring: reference and transcript are normalised alike (lowercase, accents, punctuation and apostrophes
 removed, "Dr." read as "doctor", digits read as a caller says them: "1985" as "nineteen eighty five",
 "10:30" as "ten thirty", "555-0142" digit by digit, "oh" as "zero", ordinals as cardinals), then WER is
 word edits over reference words, summed over the corpus. Formatting the normaliser cannot undo (Whisper
-writing "0315" for "oh three fifteen") still counts, so these numbers are an upper bound.
+writing "0315" for "oh three fifteen") still counts, so these numbers are an upper bound. "surname
+exact" counts the utterances giving a name whose transcript holds the caller's family name word for
+word; "birth date" those giving a date of birth that the agent's own rules understanding reads as that
+date. "WER callers" and the summary leave piper-joe out when other voices ran: the agent's voice is no
+caller.
 
-Every vocabulary mode hears the very same clip, so modes compare pair-wise. Absolute numbers move a
-little between runs: piper samples noise, so its joe voice never says a sentence twice the same way.
-"invented doctor" counts transcripts naming a practitioner the caller did not name (a vocabulary that
-leaks into the transcript sends the dialogue to the wrong doctor; WER alone hides it).
+Absolute numbers move a little between runs: piper samples noise, so its voices never say a sentence
+twice the same way. "invented doctor" counts transcripts naming a practitioner the caller did not name
+(a vocabulary that leaks into the transcript sends the dialogue to the wrong doctor; WER alone hides it).
 
-Speed: the encoder's output depends only on the audio, so it runs once per clip and the other modes
-reuse it (that is what keeps the run under 5 minutes on 2 cores). Seconds per utterance are each pass's
-wall time plus, when the encoder was skipped, that clip's measured encoder time: what one real
-``transcribe`` call costs. They are only meaningful on an otherwise idle machine.
+Speed: the Whisper encoder's output depends only on the audio, so it runs once per clip and the other
+modes reuse it. Seconds per utterance are each pass's wall time and the process's CPU time
+(``time.process_time``, all threads), plus, when the encoder was skipped, that clip's measured encoder
+time: what one real ``transcribe`` call costs. CPU seconds say what a pass costs a shared worker (8
+calls on 2 cores); wall seconds are only meaningful on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import json
 import os
 import re
 import statistics
@@ -41,7 +56,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +65,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.voice import caller_audio
+from voice_agent.dialogue.understanding.base import Expectation, UnderstandingContext
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.pipeline.models import SpeechModels
-from voice_agent.pipeline.stt import Vocabulary, transcribe
+from voice_agent.pipeline.recognisers import Recogniser, WhisperRecogniser
+from voice_agent.pipeline.stt import Vocabulary
 from voice_agent.pipeline.vocabulary import primed_with
 from voice_agent.sandbox import roster
 from voice_agent.sandbox.clinic import PRACTITIONERS, VISIT_TYPES, build_clinic
@@ -186,6 +204,8 @@ def word_errors(reference: list[str], hypothesis: list[str]) -> int:
 class Utterance:
     category: str
     text: str  # what the synthetic caller says, numbers in words: it is also the reference
+    surname: str | None = None  # the caller's family name, when the utterance gives one
+    born: date | None = None  # the date of birth, when the utterance gives one
 
 
 def _birth_date(born: date, style: int) -> str:
@@ -218,6 +238,16 @@ def corpus() -> list[Utterance]:
     clinic = build_clinic(seed=7, today=date(2026, 11, 23))
     hard = [p for p in clinic.patients if roster.POOL not in p.tags]
     pool = list(clinic.patients_tagged(roster.POOL))[:6]
+    surnames = {f"My name is {p.full_name}.": p.family for p in hard} | {
+        f"{lead} {p.given} {p.family}.": p.family for p in pool for lead in ("This is", "It's")
+    }
+    surnames |= {
+        "The last name is Ng, N G.": "Ng",
+        "I'm calling for my mother, Anna Maria Kowalski.": "Kowalski",
+    }
+    births = {_birth_date(p.birth_date, i): p.birth_date for i, p in enumerate(hard)} | {
+        _birth_date(p.birth_date, i + 1): p.birth_date for i, p in enumerate(pool[:4])
+    }
     by_category: dict[str, list[str]] = {
         "name": [
             *(f"My name is {p.full_name}." for p in hard),
@@ -310,7 +340,7 @@ def corpus() -> list[Utterance]:
     for text in interleaved:
         category = next(categories)
         if text is not None:
-            out.append(Utterance(category, text))
+            out.append(Utterance(category, text, surnames.get(text), births.get(text)))
     return out
 
 
@@ -341,6 +371,27 @@ def vocabularies() -> dict[str, Vocabulary]:
     }
 
 
+# ------------------------------------------------------------------------------------------- names and dates
+
+
+def surname_heard(surname: str, hypothesis: list[str]) -> bool:
+    """The caller's family name came through exactly: its normalised words, in order, in the transcript
+    ("Smith-Jones" as "smith jones", "O'Brien" as "obrien")."""
+    wanted = normalise(surname)
+    return any(hypothesis[i : i + len(wanted)] == wanted for i in range(len(hypothesis) - len(wanted) + 1))
+
+
+_RULES = RulesUnderstanding()
+_TODAY = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def birth_date_heard(born: date, transcript: str) -> bool:
+    """The agent's own reading of the transcript as the answer to "What is your date of birth?" (the
+    rules understanding, as a call uses it) is the caller's date."""
+    context = UnderstandingContext(now=_TODAY, expecting=Expectation.BIRTH_DATE, screened=True)
+    return _RULES.parse(transcript, context).slots.birth_date == born
+
+
 # ---------------------------------------------------------------------------------------------- running
 
 
@@ -349,11 +400,31 @@ class Tally:
     words: int = 0
     errors: int = 0
     invented: int = 0  # transcripts naming a practitioner the caller did not name
-    seconds: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # wall, per utterance
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of the process, per utterance
+    surnames: int = 0  # utterances giving a surname...
+    surnames_heard: int = 0  # ...in whose transcript it came through exactly
+    births: int = 0  # utterances giving a date of birth...
+    births_heard: int = 0  # ...that the agent read as that date
 
     @property
     def wer(self) -> float:
         return self.errors / self.words if self.words else 0.0
+
+    def add(self, other: Tally) -> None:
+        self.words += other.words
+        self.errors += other.errors
+        self.invented += other.invented
+        self.seconds += other.seconds
+        self.cpu += other.cpu
+        self.surnames += other.surnames
+        self.surnames_heard += other.surnames_heard
+        self.births += other.births
+        self.births_heard += other.births_heard
+
+
+def share(heard: int, of: int) -> str:
+    return f"{heard}/{of}" if of else "-"
 
 
 class EncoderReuse:
@@ -364,45 +435,83 @@ class EncoderReuse:
         self._key = b""
         self._output: Any = None
         self._seconds = 0.0
+        self._cpu = 0.0
         self.saved = 0.0
+        self.saved_cpu = 0.0
 
     def __call__(self, features: Any) -> Any:
         key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
         if key == self._key:
             self.saved += self._seconds
+            self.saved_cpu += self._cpu
             return self._output
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         self._output = self._encode(features)
         self._seconds = time.perf_counter() - started
+        self._cpu = time.process_time() - cpu
         self._key = key
         return self._output
 
 
 @contextmanager
-def reused_encoder(model: Any) -> Iterator[EncoderReuse]:
-    reuse = EncoderReuse(model.encode)
-    model.encode = reuse
+def reused_encoders(models: list[Any]) -> Iterator[dict[int, EncoderReuse]]:
+    """Each Whisper model's encoder memoised (keyed by ``id(model)``), restored afterwards."""
+    reuses: dict[int, EncoderReuse] = {}
+    for model in models:
+        reuses[id(model)] = EncoderReuse(model.encode)
+        model.encode = reuses[id(model)]
     try:
-        yield reuse
+        yield reuses
     finally:
-        del model.encode  # the class's method again
+        for model in models:
+            del model.encode  # the class's method again
+
+
+#: Voice families: what ``--voices`` accepts, and how the tables name them.
+VOICE_NAMES = {
+    "espeak": "espeak-ng",
+    "flite-slt": "flite slt",
+    "flite-kal": "flite kal",
+    "flite-awb": "flite awb",
+    "flite-rms": "flite rms",
+    "piper-other": "piper other",
+    "piper-joe": "piper joe (agent's voice)",
+}
+_VOICE_ALIASES = {"piper": "piper-joe"}
+#: ``--models``: the name used here and the ``stt_engine`` setting it stands for.
+MODELS = {"tiny.en": "whisper-tiny.en", "base": "whisper-base", "moonshine": "moonshine-base"}
 
 
 def synthesise(voice: str, texts: list[str]) -> list[bytes]:
-    if voice == "piper":
+    if voice == "piper-joe":
         return caller_audio.piper_many(texts, steady=False)  # the voice as it varies, as callers do
+    if voice == "piper-other":
+        # Another speaker than the agent: every other utterance faster (0.8) or slower (1.25), with a
+        # less even voice and rhythm than joe's own (noise 0.667, width noise 0.8).
+        other = {"steady": False, "noise_scale": 1.0, "noise_w_scale": 1.0}
+        fast = caller_audio.piper_many(texts[0::2], length_scale=0.8, **other)  # type: ignore[arg-type]
+        slow = caller_audio.piper_many(texts[1::2], length_scale=1.25, **other)  # type: ignore[arg-type]
+        return [clip for pair in itertools.zip_longest(fast, slow) for clip in pair if clip is not None]
+    if voice.startswith("flite-"):
+        return [caller_audio.flite(text, voice=voice.removeprefix("flite-")) for text in texts]
     return [caller_audio.espeak(text) for text in texts]
 
 
-def as_turn(speech: bytes, telephone: bool) -> bytes:
-    """Framed like a pipeline turn: ~0.3 s of the pre-roll before the speech, the VAD stop and the
-    pipeline's own padding after it."""
+def as_turn(
+    speech: bytes, telephone: bool, *, noise_db: float | None = None, level_db: float = 0.0, seed: int = 0
+) -> bytes:
+    """Framed like a pipeline turn, as the caller's line carries it: ~0.3 s of the pre-roll before the
+    speech and the 0.2 s VAD stop after it, made ``level_db`` louder or quieter (clipped), with pink
+    noise ``noise_db`` below the speech over all of it, then through 8 kHz μ-law if ``telephone``;
+    then the pipeline's own 0.3 s of digital silence."""
+    line = caller_audio.silence(0.3) + speech + caller_audio.silence(0.2)
+    if level_db:
+        line = caller_audio.with_gain(line, level_db)
+    if noise_db is not None:
+        line = caller_audio.with_noise(line, noise_db, seed=seed)
     if telephone:
-        speech = caller_audio.from_ulaw_8k(caller_audio.to_ulaw_8k(speech))
-    return caller_audio.silence(0.3) + speech + caller_audio.silence(0.5)
-
-
-VOICE_NAMES = {"espeak": "espeak-ng", "piper": "piper joe"}
+        line = caller_audio.from_ulaw_8k(caller_audio.to_ulaw_8k(line))
+    return line + caller_audio.silence(0.3)
 
 
 def main() -> None:
@@ -410,109 +519,219 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N utterances (0: all)")
-    parser.add_argument("--voices", default="espeak,piper")
+    parser.add_argument("--voices", default="espeak,piper-joe", help=", ".join(VOICE_NAMES))
+    parser.add_argument("--models", default="tiny.en", help=", ".join(MODELS))
     parser.add_argument("--modes", default="none,hotwords,prompt,both")
     parser.add_argument("--telephone", action="store_true", help="through 8 kHz μ-law first")
+    parser.add_argument(
+        "--noise", type=float, default=None, metavar="SNR_DB", help="pink noise, dB below speech"
+    )
+    parser.add_argument(
+        "--level", type=float, default=0.0, metavar="DB", help="caller's level change (clips)"
+    )
     parser.add_argument("--errors", action="store_true", help="print every transcript with an error")
+    parser.add_argument(
+        "--raw", type=Path, default=None, help="every transcript as JSON lines into this file"
+    )
     parser.add_argument(
         "--window", type=int, default=0, help="Whisper window in seconds (0: the setting; 30: stock Whisper)"
     )
     args = parser.parse_args()
-    voices = [v for v in args.voices.split(",") if v]
+    voices = [_VOICE_ALIASES.get(v, v) for v in args.voices.split(",") if v]
+    models = [m for m in args.models.split(",") if m]
     all_vocabularies = vocabularies()
     modes = [m for m in args.modes.split(",") if m]
-    if unknown := [v for v in voices if v not in VOICE_NAMES] + [
-        m for m in modes if m not in all_vocabularies
+    if unknown := [
+        *(v for v in voices if v not in VOICE_NAMES),
+        *(m for m in modes if m not in all_vocabularies),
+        *(m for m in models if m not in MODELS),
     ]:
-        parser.error(f"unknown voice or mode: {', '.join(unknown)}")
+        parser.error(f"unknown voice, model or mode: {', '.join(unknown)}")
 
     started = time.perf_counter()
     settings = Settings()
-    speech_models = SpeechModels(settings)
-    model = speech_models.whisper()
+    window = args.window or settings.stt_window_seconds
+    recognisers: dict[str, Recogniser] = {}
+    for name in models:
+        engine = settings.model_copy(update={"stt_engine": MODELS[name], "stt_window_seconds": window})
+        recognisers[name] = SpeechModels(engine).recogniser()  # what a call would use with that setting
     utterances = corpus()[: args.limit or None]
     references = [normalise(u.text) for u in utterances]
-    print(
-        f"model {speech_models.whisper_path} ({settings.stt_compute_type}), "
-        f"beam {settings.stt_beam_size}, {settings.stt_threads} threads; {len(utterances)} utterances, "
-        f"{sum(map(len, references))} words per voice{'; through 8 kHz μ-law' if args.telephone else ''}"
-    )
+    line = [
+        f"{settings.stt_compute_type}, beam {settings.stt_beam_size}, Whisper window {window} s",
+        f"{settings.stt_threads} threads",
+        f"{len(utterances)} utterances, {sum(map(len, references))} words per voice",
+    ]
+    if args.telephone:
+        line.append("through 8 kHz μ-law")
+    if args.noise is not None:
+        line.append(f"pink noise at {args.noise:g} dB SNR")
+    if args.level:
+        line.append(f"caller level {args.level:+g} dB")
+    print(f"models {', '.join(models)}; " + "; ".join(line))
+    raw = args.raw.open("w", encoding="utf-8") if args.raw else None
 
-    tallies: dict[tuple[str, str, str], Tally] = {}  # (voice, mode, category)
-    with reused_encoder(model) as reuse:
+    whisper_models = [r.model for r in recognisers.values() if isinstance(r, WhisperRecogniser)]
+    tallies: dict[tuple[str, str, str, str], Tally] = {}  # (voice, model, mode, category)
+    with reused_encoders(whisper_models) as reuses:
         for voice in voices:
             synthesis_started = time.perf_counter()
             clips = synthesise(voice, [u.text for u in utterances])
             print(f"{VOICE_NAMES[voice]}: synthesised in {time.perf_counter() - synthesis_started:.1f} s")
-            for utterance, reference, clip in zip(utterances, references, clips, strict=True):
-                audio = as_turn(clip, args.telephone)
-                for mode in modes:
-                    saved_before = reuse.saved
-                    pass_started = time.perf_counter()
-                    text = transcribe(
-                        model,
-                        audio,
-                        beam_size=settings.stt_beam_size,
-                        vocabulary=all_vocabularies[mode],
-                        window_seconds=args.window or settings.stt_window_seconds,
+            for index, (utterance, reference, clip) in enumerate(
+                zip(utterances, references, clips, strict=True)
+            ):
+                # One clip per voice and utterance: every model and mode hears the very same audio.
+                audio = as_turn(clip, args.telephone, noise_db=args.noise, level_db=args.level, seed=index)
+                for name, recogniser in recognisers.items():
+                    reuse = (
+                        reuses.get(id(recogniser.model))
+                        if isinstance(recogniser, WhisperRecogniser)
+                        else None
                     )
-                    seconds = time.perf_counter() - pass_started + (reuse.saved - saved_before)
-                    heard = normalise(text)
-                    errors = word_errors(reference, heard)
-                    invented = invents_practitioner(reference, heard)
-                    for key in ((voice, mode, utterance.category), (voice, mode, "")):
-                        tally = tallies.setdefault(key, Tally())
-                        tally.words += len(reference)
-                        tally.errors += errors
-                        tally.invented += invented
-                        tally.seconds.append(seconds)
-                    if errors and args.errors:
-                        print(f"  [{voice}/{mode}] {errors} err  said: {utterance.text!r}  heard: {text!r}")
+                    heard_once: tuple[str, float, float] | None = None
+                    for mode in modes:
+                        if reuse is None and heard_once is not None:
+                            text, seconds, cpu = heard_once  # the vocabulary is not used: same transcript
+                        else:
+                            saved, saved_cpu = (reuse.saved, reuse.saved_cpu) if reuse else (0.0, 0.0)
+                            pass_started, cpu_started = time.perf_counter(), time.process_time()
+                            text = recogniser.transcribe(audio, vocabulary=all_vocabularies[mode])
+                            seconds = time.perf_counter() - pass_started
+                            cpu = time.process_time() - cpu_started
+                            if reuse is not None:
+                                seconds += reuse.saved - saved
+                                cpu += reuse.saved_cpu - saved_cpu
+                            heard_once = (text, seconds, cpu)
+                        heard = normalise(text)
+                        one = Tally(
+                            words=len(reference),
+                            errors=word_errors(reference, heard),
+                            invented=invents_practitioner(reference, heard),
+                            seconds=[seconds],
+                            cpu=[cpu],
+                        )
+                        if utterance.surname is not None:
+                            one.surnames, one.surnames_heard = 1, surname_heard(utterance.surname, heard)
+                        if utterance.born is not None:
+                            one.births, one.births_heard = 1, birth_date_heard(utterance.born, text)
+                        for key in ((voice, name, mode, utterance.category), (voice, name, mode, "")):
+                            tallies.setdefault(key, Tally()).add(one)
+                        if raw is not None:
+                            record = {
+                                "voice": voice,
+                                "model": name,
+                                "mode": mode,
+                                "category": utterance.category,
+                                "said": utterance.text,
+                                "heard": text,
+                                "errors": one.errors,
+                                "words": one.words,
+                                "surname_heard": bool(one.surnames_heard) if one.surnames else None,
+                                "birth_date_heard": bool(one.births_heard) if one.births else None,
+                                "wall_s": round(seconds, 4),
+                                "cpu_s": round(cpu, 4),
+                            }
+                            raw.write(json.dumps(record, ensure_ascii=False) + "\n")
+                        if one.errors and args.errors:
+                            print(
+                                f"  [{voice}/{name}/{mode}] {one.errors} err  said: {utterance.text!r}  "
+                                f"heard: {text!r}"
+                            )
+    if raw is not None:
+        raw.close()
 
-    def merged(mode: str, category: str = "") -> Tally:
-        parts = [tallies[(v, mode, category)] for v in voices if (v, mode, category) in tallies]
-        return Tally(
-            sum(p.words for p in parts),
-            sum(p.errors for p in parts),
-            sum(p.invented for p in parts),
-            [s for p in parts for s in p.seconds],
-        )
+    def merged(model: str, mode: str, category: str = "", among: list[str] = voices) -> Tally:
+        total = Tally()
+        for v in among:
+            if (v, model, mode, category) in tallies:
+                total.add(tallies[(v, model, mode, category)])
+        return total
 
-    print()
-    header = [
-        "vocabulary",
-        *(f"WER {VOICE_NAMES[v]}" for v in voices),
-        "WER overall",
-        "errors / words",
-        "invented doctor",
-        "p50 s/utt",
-    ]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for mode in modes:
-        total = merged(mode)
-        cells = [
-            mode,
-            *(f"{tallies[(v, mode, '')].wer:.1%}" for v in voices),
-            f"**{total.wer:.1%}**",
-            f"{total.errors} / {total.words}",
-            f"{total.invented} / {len(total.seconds)}",
-            f"{statistics.median(total.seconds):.2f}",
-        ]
+    def row(cells: list[str]) -> None:
         print("| " + " | ".join(cells) + " |")
 
-    categories = list(dict.fromkeys(u.category for u in utterances))
+    def header(cells: list[str]) -> None:
+        row(cells)
+        print("|" + "|".join("---" for _ in cells) + "|")
+
+    callers = [v for v in voices if v != "piper-joe"] or voices  # the agent's own voice is a reference only
     print()
-    header = ["category (both voices)", "utterances", *modes]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
+    header(
+        [
+            "model",
+            "vocabulary",
+            *(f"WER {VOICE_NAMES[v]}" for v in voices),
+            "WER callers" if callers != voices else "WER overall",
+            "errors / words",
+            "invented doctor",
+            "surname exact",
+            "birth date",
+            "p50 s/utt",
+            "CPU s/utt",
+        ]
+    )
+    for name in models:
+        for mode in modes:
+            total = merged(name, mode, among=callers)
+            row(
+                [
+                    name,
+                    mode,
+                    *(f"{tallies[(v, name, mode, '')].wer:.1%}" for v in voices),
+                    f"**{total.wer:.1%}**",
+                    f"{total.errors} / {total.words}",
+                    f"{total.invented} / {len(total.seconds)}",
+                    share(total.surnames_heard, total.surnames),
+                    share(total.births_heard, total.births),
+                    f"{statistics.median(total.seconds):.2f}",
+                    f"{statistics.fmean(total.cpu):.2f}",
+                ]
+            )
+
+    print()
+    header(
+        [
+            "voice family",
+            "model",
+            *(["vocabulary"] if len(modes) > 1 else []),
+            "WER",
+            "surname exact",
+            "birth date",
+            "wall s/utt (mean)",
+            "CPU s/utt (mean)",
+        ]
+    )
+    for voice in voices:
+        for name in models:
+            for mode in modes:
+                t = tallies[(voice, name, mode, "")]
+                row(
+                    [
+                        VOICE_NAMES[voice],
+                        name,
+                        *([mode] if len(modes) > 1 else []),
+                        f"{t.wer:.1%}",
+                        share(t.surnames_heard, t.surnames),
+                        share(t.births_heard, t.births),
+                        f"{statistics.fmean(t.seconds):.2f}",
+                        f"{statistics.fmean(t.cpu):.2f}",
+                    ]
+                )
+
+    categories = list(dict.fromkeys(u.category for u in utterances))
+    columns = [(name, mode) for name in models for mode in modes]
+    print()
+    header(
+        [
+            "category (" + ("callers" if callers != voices else "all voices") + ")",
+            "utterances",
+            *(f"{n} {m}" if len(modes) > 1 else n for n, m in columns),
+        ]
+    )
     for category in categories:
         count = sum(u.category == category for u in utterances)
-        print(
-            "| "
-            + " | ".join([category, str(count), *(f"{merged(m, category).wer:.1%}" for m in modes)])
-            + " |"
-        )
+        row([category, str(count), *(f"{merged(n, m, category, callers).wer:.1%}" for n, m in columns)])
 
     vocabulary = all_vocabularies["both"]
     print(f"\nhotwords: {vocabulary.hotwords!r}\ninitial_prompt: {vocabulary.initial_prompt!r}")

@@ -14,13 +14,14 @@ from .errors import (
     FhirRejected,
     FhirUnavailable,
 )
-from .gateway import AccessRecord, AccessRecorder, Created, FhirGateway, Purpose, Versioned
+from .gateway import AccessRecord, AccessRecorder, Created, FhirGateway, Purpose, SearchPage, Versioned
 from .models import (
     AFTERNOON,
     EVENING,
     MORNING,
     AppointmentInfo,
     ClinicDirectory,
+    GivenSpelling,
     PatientIdentity,
     PatientRef,
     PractitionerSchedule,
@@ -58,6 +59,7 @@ __all__ = [
     "FhirNotFound",
     "FhirRejected",
     "FhirUnavailable",
+    "GivenSpelling",
     "Interaction",
     "NotThisPatientsAppointment",
     "PatientIdentity",
@@ -67,6 +69,7 @@ __all__ = [
     "RescheduleFailed",
     "Scheduling",
     "SchedulingError",
+    "SearchPage",
     "SlotOffer",
     "SlotUnavailable",
     "TimeOfDay",

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -104,6 +104,15 @@ class Versioned:
     etag: str | None
 
 
+class SearchPage(list[Any]):
+    """One page of search results (a list of parsed resources), and whether it holds every match
+    (``_complete``): a caller that must not miss a match checks ``complete``."""
+
+    def __init__(self, resources: Iterable[Any], *, complete: bool) -> None:
+        super().__init__(resources)
+        self.complete = complete
+
+
 @dataclass(frozen=True)
 class Created:
     id: str
@@ -148,6 +157,17 @@ def _trim(body: dict[str, Any], elements: Sequence[str]) -> dict[str, Any]:
     if version is not None:
         kept["meta"] = {"versionId": version}
     return kept
+
+
+def _complete(bundle: Mapping[str, Any], returned: int, page_size: int) -> bool:
+    """Whether a searchset page holds every match: no ``next`` link, no ``total`` above what came back,
+    and room to spare. A page exactly full counts as incomplete, so a server that caps a page below
+    ``_count`` and says nothing of the rest cannot hide a match."""
+    links = bundle.get("link") or []
+    more = any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+    total = bundle.get("total")
+    counted_more = isinstance(total, int) and not isinstance(total, bool) and total > returned
+    return not more and not counted_more and returned < page_size
 
 
 def _check_id(resource_type: str, resource_id: str) -> None:
@@ -226,13 +246,16 @@ class FhirGateway:
         count: int,
         purpose: Purpose,
         sort: str | None = None,
-    ) -> list[Any]:
+    ) -> SearchPage:
         """POST ``[type]/_search``: the criteria travel in the body, so names and birth dates never
-        appear in a URL (and so never in the FHIR server's or a proxy's access log)."""
+        appear in a URL (and so never in the FHIR server's or a proxy's access log). One page of at
+        most ``count`` (and ``max_page``) resources, which says whether it holds every match; further
+        pages are never fetched, since a server's ``next`` link repeats the criteria in its URL."""
         async with self._recording(resource_type, Interaction.SEARCH, purpose) as ids:
             scope.check_search(resource_type, criteria)
             wanted = scope.elements_for(resource_type, elements)
-            params = [("_elements", ",".join(wanted)), ("_count", str(max(1, min(count, self._max_page))))]
+            page_size = max(1, min(count, self._max_page))
+            params = [("_elements", ",".join(wanted)), ("_count", str(page_size))]
             if sort:
                 params.append(("_sort", sort))
             response = await self._send(
@@ -258,7 +281,7 @@ class FhirGateway:
                     continue
                 resources.append(self._parse(entry.get("resource"), resource_type, wanted))
             ids.extend(r.id for r in resources)
-            return resources
+            return SearchPage(resources, complete=_complete(bundle, len(resources), page_size))
 
     async def read(
         self, resource_type: str, resource_id: str, *, elements: Sequence[str], purpose: Purpose

@@ -24,6 +24,19 @@ class PatientRef:
 
 
 @dataclass(frozen=True)
+class GivenSpelling:
+    """A given name the caller spelled (``letters``) or keyed one press per letter (``keys``): compared
+    exactly with the record's, where a heard given name is only compared by sound. Its ``repr`` holds
+    no letters (it may reach a log line through an exception)."""
+
+    letters: str | None = None
+    keys: str | None = None
+
+    def __repr__(self) -> str:
+        return f"GivenSpelling(letters={self.letters is not None}, keys={self.keys is not None})"
+
+
+@dataclass(frozen=True)
 class PatientIdentity:
     """What the front desk sees of the patient behind an escalation, read from FHIR when the escalation
     is opened and never stored: the name (as the record gives it) and the birth date. ``repr`` hides

@@ -23,9 +23,11 @@ from fhirclient.models.appointment import Appointment
 
 from .errors import FhirConflict, FhirError, FhirNotAllowed, FhirNotFound, FhirUnavailable
 from .gateway import FhirGateway, Purpose
+from .keypad import LETTER_KEYS, keypad_digits, letters_on
 from .models import (
     AppointmentInfo,
     ClinicDirectory,
+    GivenSpelling,
     PatientIdentity,
     PatientRef,
     PractitionerSchedule,
@@ -47,6 +49,10 @@ CANCELLATION_REASON = {
 _SLOT_ELEMENTS = ("schedule", "status", "start", "end", "serviceType")
 _APPOINTMENT_ELEMENTS = ("status", "start", "end", "slot", "participant", "serviceType")
 _SLOT_PAGE = 50
+_IDENTITY_ELEMENTS = ("name", "birthDate")
+#: A keyed-surname search asks for at most this many records (the gateway's ``max_page`` may lower it).
+#: It is never paged: a page that may not hold every candidate verifies nobody (``find_patient_keyed``).
+_KEYED_PAGE = 50
 
 
 class SchedulingError(FhirError):
@@ -112,6 +118,36 @@ def _given_matches(spoken: str, recorded: Sequence[str]) -> bool:
     if not said or not recorded:
         return False
     return said in (normalise_name(recorded[0]), normalise_name("".join(recorded)))
+
+
+def given_check(heard: str, given: GivenSpelling | None) -> Callable[[Sequence[str]], bool] | None:
+    """How a record's given names are compared: with the caller's spelling or keys when there are
+    some (exactly), else with what was heard (by sound); None when there is nothing to compare."""
+    if given is not None and given.keys:
+        keys = given.keys
+        return lambda names: bool(names) and keys in (keypad_digits(names[0]), keypad_digits("".join(names)))
+    if given is not None and given.letters:
+        return lambda names: _given_matches(given.letters or "", names)
+    if not normalise_name(heard):
+        return None
+    return lambda names: sounds_like(heard, names)
+
+
+def _born_with(
+    candidates: Sequence[Any],
+    birth_date: date,
+    family_ok: Callable[[str], bool],
+    given_ok: Callable[[Sequence[str]], bool],
+) -> list[PatientRef]:
+    """The candidates born on ``birth_date`` with a name (any of theirs) whose family and given names
+    pass: the comparison stays here, and only refs leave."""
+    matches = []
+    for patient in candidates:
+        if patient.birthDate is None or patient.birthDate.date != birth_date:
+            continue
+        if any(family_ok(n.family or "") and given_ok(n.given or []) for n in patient.name or []):
+            matches.append(PatientRef(patient.id))
+    return matches
 
 
 def _visit_type(concept: Any) -> VisitType | None:
@@ -207,16 +243,48 @@ class Scheduling:
         return await self._born_with_surname(family, birth_date, lambda names: _given_matches(given, names))
 
     async def find_patient_spelled(
-        self, *, heard_given: str, family: str, birth_date: date
+        self, *, heard_given: str, family: str, birth_date: date, given: GivenSpelling | None = None
     ) -> list[PatientRef]:
         """Patients with exactly this surname (as the caller spelled it) and birth date, whose given name
-        sounds like what was heard: the name over a phone line is the fragile signal, the spelling and
-        the date the robust ones. The same search as ``find_patient`` (surname and birth date), so it
-        loads no record that search would not; the comparison happens here and only refs leave."""
-        if not normalise_name(heard_given):
+        sounds like what was heard, or is what the caller spelled or keyed (``given``): the name over a
+        phone line is the fragile signal, the spelling and the date the robust ones. The same search as
+        ``find_patient`` (surname and birth date), so it loads no record that search would not; the
+        comparison happens here and only refs leave."""
+        given_ok = given_check(heard_given, given)
+        if given_ok is None:
             return []
-        return await self._born_with_surname(
-            family, birth_date, lambda names: sounds_like(heard_given, names)
+        return await self._born_with_surname(family, birth_date, given_ok)
+
+    async def find_patient_keyed(
+        self, *, heard_given: str, keys: str, birth_date: date, given: GivenSpelling | None = None
+    ) -> list[PatientRef]:
+        """Patients born on that date whose surname the caller keyed on the phone keypad, one press per
+        letter (``keypad_digits``: 2 = ABC ... 9 = WXYZ; 6566596 for Okonkwo), and whose given name
+        sounds like what was heard. The keys are ambiguous (2653 is both Cole and Bold), so the search
+        is by birth date with every letter of the first key as a surname prefix (``family=m,n,o``): the
+        same narrowing as the other identity searches (a family name with a birth date, never a
+        roster), name and birthDate only, purpose verify-identity. The keys are compared here.
+
+        The page is capped, never followed (a ``next`` link would carry the criteria in its URL); if it
+        may not hold every candidate, nothing verifies: a match could be among the rest, so a single
+        match in the page proves nothing, and the caller gets the usual failure instead of a guess."""
+        given_ok = given_check(heard_given, given)
+        if given_ok is None or not keys or not set(keys) <= LETTER_KEYS:
+            return []
+        page = await self._gateway.search(
+            "Patient",
+            [("family", ",".join(letters_on(keys[0]))), ("birthdate", birth_date.isoformat())],
+            elements=_IDENTITY_ELEMENTS,
+            count=_KEYED_PAGE,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+        if not page.complete:
+            return []
+        return _born_with(
+            page,
+            birth_date,
+            lambda family: keypad_digits(family) == keys,
+            given_ok,
         )
 
     async def _born_with_surname(
@@ -227,20 +295,14 @@ class Scheduling:
         candidates = await self._gateway.search(
             "Patient",
             [("family", _search_prefix(family)), ("birthdate", birth_date.isoformat())],
-            elements=("name", "birthDate"),
+            elements=_IDENTITY_ELEMENTS,
             count=20,
             purpose=Purpose.VERIFY_IDENTITY,
         )
         said_family = normalise_name(family)
-        matches = []
-        for patient in candidates:
-            if patient.birthDate is None or patient.birthDate.date != birth_date:
-                continue
-            for name in patient.name or []:
-                if normalise_name(name.family or "") == said_family and given_ok(name.given or []):
-                    matches.append(PatientRef(patient.id))
-                    break
-        return matches
+        return _born_with(
+            candidates, birth_date, lambda recorded: normalise_name(recorded) == said_family, given_ok
+        )
 
     async def patient_for_staff(self, patient: PatientRef) -> PatientIdentity:
         """The name and birth date of an escalation's patient, for the front desk that calls them back:

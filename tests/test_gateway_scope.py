@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, parse_qsl
 
 import pytest
 from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 
-from fhir_adapters import AccessRecord, FhirGateway, FhirNotAllowed, Purpose
+from fhir_adapters import AccessRecord, FhirGateway, FhirNotAllowed, PatientRef, Purpose
 from tests.conftest import Sandbox
 from tests.faults import FaultyTransport, real_transport
 from voice_agent import wiring
@@ -164,3 +165,32 @@ async def test_a_read_returns_only_the_elements_asked_for_even_when_the_server_s
     shown = got.resource.as_json()
     assert set(shown) <= {"resourceType", "id", "meta", "birthDate"}
     assert got.etag and got.etag.startswith('W/"')
+
+
+async def test_a_keyed_surname_search_asks_for_name_and_birth_date_only(
+    sandbox: Sandbox, counted: Counted
+) -> None:
+    """The keypad path's one request: a Patient search narrowed as every identity search is (family
+    names, here the first key's letters as prefixes, with the birth date), asking for name and birthDate
+    and nothing else, the criteria in the body, recorded as verify-identity."""
+    fhir, wire, recorder = counted
+    person = sandbox.clinic.patient("apostrophe")  # O'Brien: 627436
+    scheduling = wiring.scheduling(sandbox.settings, fhir, now=sandbox.clock)
+    found = await scheduling.find_patient_keyed(
+        heard_given=person.given, keys="627436", birth_date=person.birth_date
+    )
+    assert found == [PatientRef(person.id)]
+    (request,) = wire.requests
+    assert request.method == "POST" and request.url.path.endswith("/Patient/_search")
+    query = parse_qs(request.url.query.decode())
+    assert query["_elements"] == ["birthDate,name"]
+    assert int(query["_count"][0]) <= sandbox.settings.fhir_max_page
+    assert set(query) == {"_elements", "_count"}  # no criterion in the URL
+    criteria = parse_qsl(request.content.decode())
+    assert criteria == [("family", "m,n,o"), ("birthdate", person.birth_date.isoformat())]
+    (access,) = recorder.records
+    assert (access.resource_type, access.purpose, access.outcome) == (
+        "Patient",
+        Purpose.VERIFY_IDENTITY,
+        "success",
+    )

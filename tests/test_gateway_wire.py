@@ -3,6 +3,7 @@ handling, no PHI in URLs, bounded retries for reads only, and malformed answers 
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -120,6 +121,41 @@ async def test_a_malformed_patient_never_echoes_its_values(sandbox: Sandbox) -> 
             )
     text = f"{bad.value!s} {bad.value!r} {bad.value.__cause__!r} {bad.value.__context__!r}"
     assert "Zebulon" not in text and "Canary" not in text and "1901" not in text
+
+
+_NOLAN = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Nolan", "given": ["Omar"]}]}
+
+
+@pytest.mark.parametrize(
+    ("extra", "entries", "complete"),
+    [
+        ({}, 1, True),
+        ({"link": [{"relation": "next", "url": "https://fhir.invalid/Patient?page=2"}]}, 1, False),
+        ({"total": 2}, 1, False),
+        ({}, 2, False),  # a full page that mentions no more: a server may have capped it quietly
+    ],
+    ids=["all", "next-link", "total-above", "full-page"],
+)
+async def test_a_search_page_says_whether_it_holds_every_match(
+    sandbox: Sandbox, extra: dict[str, object], entries: int, complete: bool
+) -> None:
+    """What a keyed-surname lookup relies on to never miss a match: a page the server says (or may)
+    continue elsewhere is marked incomplete, and the gateway never follows a ``next`` link."""
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": _NOLAN}] * entries}
+    wire = FaultyTransport(
+        real_transport(sandbox.settings), body_override=json.dumps({**bundle, **extra}).encode()
+    )
+    wire.inject(matches("POST", "/Patient/_search"), "garbage")
+    async with wiring.gateway(sandbox.settings, transport=wire) as fhir:
+        page = await fhir.search(
+            "Patient",
+            [("family", "n"), ("birthdate", "1944-04-04")],
+            elements=("name",),
+            count=2,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+    assert len(page) == entries and page.complete is complete
+    assert len(wire.requests) == 1
 
 
 async def test_reads_are_retried_a_bounded_number_of_times(sandbox: Sandbox) -> None:

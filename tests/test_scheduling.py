@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from fhir_adapters import (
     TimeOfDay,
     VisitTypeNotOffered,
 )
+from fhir_adapters.keypad import keypad_digits
 from tests.conftest import Sandbox
 from tests.faults import FaultyTransport, matches, real_transport
 from voice_agent import wiring
@@ -128,6 +129,70 @@ async def test_near_misses_verify_nobody(sandbox: Sandbox, scheduling: Schedulin
     ]
     for given, family, born in attempts:
         assert await scheduling.find_patient(given=given, family=family, birth_date=born) == []
+
+
+#: (tag, given name as misheard) for patients found by their surname keyed one press per letter.
+KEYED = [
+    ("apostrophe", "Shivon"),  # O'Brien: 627436, the apostrophe not keyed
+    ("accented", "Jose"),  # Muñoz: 68669, the accent folded
+    ("hyphenated", "Mary Jane"),  # Smith-Jones: 7648456637, the hyphen not keyed
+    ("short-name", "Al"),  # Ng: 64
+    ("multi-given", "Ana"),  # Kowalski, for Anna Maria
+]
+
+
+@pytest.mark.parametrize(("tag", "heard"), KEYED)
+async def test_a_keyed_surname_finds_the_record_with_its_birth_date(
+    sandbox: Sandbox, scheduling: Scheduling, tag: str, heard: str
+) -> None:
+    person = sandbox.clinic.patient(tag)
+    keys = keypad_digits(person.family)
+    found = await scheduling.find_patient_keyed(heard_given=heard, keys=keys, birth_date=person.birth_date)
+    assert found == [PatientRef(person.id)], (tag, keys)
+
+
+async def test_keyed_near_misses_verify_nobody(sandbox: Sandbox, scheduling: Scheduling) -> None:
+    person = sandbox.clinic.patient("hyphenated")  # Mary-Jane Smith-Jones
+    keys, born = keypad_digits(person.family), person.birth_date
+    one_off = keys[:-1] + ("2" if keys[-1] != "2" else "3")
+    attempts = [
+        (person.given, keys, born + timedelta(days=1)),  # the wrong birth date
+        ("Roberto", keys, born),  # a given name nothing like hers
+        (person.given, one_off, born),  # one key wrong
+        (person.given, keypad_digits("Smith"), born),  # the first part of the surname only
+        (person.given, keys + "6", born),  # one key too many
+        (person.given, "1" + keys, born),  # a key that carries no letter
+        ("", keys, born),
+        (person.given, "", born),
+    ]
+    for given, keyed, when in attempts:
+        found = await scheduling.find_patient_keyed(heard_given=given, keys=keyed, birth_date=when)
+        assert found == [], (given, keyed, when)
+
+
+async def test_a_keyed_search_that_may_not_hold_every_candidate_verifies_nobody(sandbox: Sandbox) -> None:
+    """Two records share a birth date and their surnames' first key (Moss and Nolan both start on 6):
+    on a page of one, the match (Nolan) may be in the page or not, so nothing verifies rather than a
+    guess; on the usual page both come back and the keys tell them apart."""
+    born = "1944-04-04"
+    with sandbox.raw() as raw:
+        for pid, given, family in (("keyed-moss", "Omar", "Moss"), ("keyed-nolan", "Omar", "Nolan")):
+            body = {
+                "resourceType": "Patient",
+                "id": pid,
+                "name": [{"use": "official", "family": family, "given": [given]}],
+                "birthDate": born,
+            }
+            raw.put(f"Patient/{pid}", json=body).raise_for_status()
+    keys = keypad_digits("Nolan")
+    for max_page, expected in ((1, []), (sandbox.settings.fhir_max_page, [PatientRef("keyed-nolan")])):
+        settings = sandbox.settings.model_copy(update={"fhir_max_page": max_page})
+        async with wiring.gateway(settings) as fhir:
+            scheduling = wiring.scheduling(settings, fhir, now=sandbox.clock)
+            found = await scheduling.find_patient_keyed(
+                heard_given="Omar", keys=keys, birth_date=date.fromisoformat(born)
+            )
+        assert found == expected, max_page
 
 
 async def test_the_calling_number_is_checked_without_loading_it(

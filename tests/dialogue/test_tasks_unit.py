@@ -9,7 +9,7 @@ synthetic patients, three calendars and their free slots; it books by removing a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,13 +19,15 @@ import pytest
 from fhir_adapters import (
     AppointmentInfo,
     ClinicDirectory,
+    GivenSpelling,
     PatientRef,
     PractitionerSchedule,
     SlotOffer,
     TimeOfDay,
     VisitType,
 )
-from fhir_adapters.scheduling import normalise_name, sounds_like
+from fhir_adapters.keypad import keypad_digits
+from fhir_adapters.scheduling import given_check, normalise_name
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.context import CallContext
@@ -110,15 +112,26 @@ class FakeScheduling:
         ]
 
     async def find_patient_spelled(
-        self, *, heard_given: str, family: str, birth_date: date
+        self, *, heard_given: str, family: str, birth_date: date, given: GivenSpelling | None = None
     ) -> list[PatientRef]:
+        said = normalise_name(family)
+        return self._born_with(lambda p: normalise_name(p.family) == said, birth_date, heard_given, given)
+
+    async def find_patient_keyed(
+        self, *, heard_given: str, keys: str, birth_date: date, given: GivenSpelling | None = None
+    ) -> list[PatientRef]:
+        return self._born_with(lambda p: keypad_digits(p.family) == keys, birth_date, heard_given, given)
+
+    def _born_with(
+        self, family_ok: Callable[[Person], bool], born: date, heard: str, given: GivenSpelling | None
+    ) -> list[PatientRef]:
+        """The gateway's own comparison of given names (``given_check``), over the fake's people."""
         self.lookups += 1
+        given_ok = given_check(heard, given)
         return [
             p.ref
             for p in self.people
-            if normalise_name(p.family) == normalise_name(family)
-            and p.born == birth_date
-            and sounds_like(heard_given, [p.given])
+            if family_ok(p) and p.born == born and given_ok is not None and given_ok([p.given])
         ]
 
     async def phone_on_record(self, patient: PatientRef, phone: str) -> bool:
@@ -620,7 +633,131 @@ def test_a_spelling_said_with_pauses_is_gathered_before_it_is_checked() -> None:
     task, call = VerifyIdentity(), context(FakeScheduling())
     task.state = State.SPELL_SURNAME
     assert task.awaits_more("O, K, O", call) and task.awaits_more("P as in Peter, A", call)
+    assert task.awaits_more("o apostrophe b", call) and task.awaits_more("N for Nancy, G", call)
+    assert task.awaits_more("O-K-O", call) and task.awaits_more("O. K.", call)
     assert not task.awaits_more("Okonkwo", call) and not task.awaits_more("I don't know", call)
+    assert not task.awaits_more("O K 0", call) and not task.awaits_more("", call)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "O K O N K W O",
+        "O-K-O-N-K-W-O.",
+        "O. K. O. N. K. W. O.",
+        "N G",
+        "O apostrophe B R I E N",
+        "H E R N A N D E Z hyphen R U I Z",
+        "P as in Peter, A R K",
+        "N for Nancy, G",
+    ],
+)
+def test_a_spelling_the_name_reader_takes_is_letters_so_far_at_every_pause(spelling: str) -> None:
+    """One grammar of spelled letters: what the name reader takes as a spelled word, the task waits for
+    while it is being said, at every word so far."""
+    task, call = VerifyIdentity(), context(FakeScheduling())
+    task.state = State.SPELL_SURNAME
+    read = RulesUnderstanding().parse(spelling, _context(Expectation.FULL_NAME)).slots
+    assert read.given_name is not None and read.family_name is None, spelling
+    words = spelling.split()
+    for cut in range(1, len(words) + 1):
+        so_far = " ".join(words[:cut])
+        if words[cut - 1].casefold() in ("as", "in", "for"):
+            continue  # "P as in" is half of "P as in Peter": not a letter yet
+        assert task.awaits_more(so_far, call), so_far
+
+
+# ------------------------------------------------------------------- a surname keyed on the keypad
+
+SIOBHAN = Person(PatientRef("pat-siobhan"), "Siobhan", "Okonkwo", date(1987, 11, 3), "5550100009")
+OKONKWO_KEYS = "6566596"
+
+
+async def _at_spelling(
+    clinic: FakeScheduling,
+    heard: tuple[str, str],
+    born: date,
+    *,
+    number: str | None = None,
+    gate: FakeGate | None = None,
+) -> tuple[VerifyIdentity, CallContext]:
+    """A task at the spelling question: the heard name and a birth date matched no record exactly."""
+    call = context(clinic, number=number, gate=gate)
+    task = VerifyIdentity()
+    await task.handle(said(given_name=heard[0], family_name=heard[1]), call)
+    assert await task.handle(said(birth_date=born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    return task, call
+
+
+def test_a_surname_is_keyed_one_press_per_letter_letters_only() -> None:
+    assert keypad_digits("Okonkwo") == OKONKWO_KEYS
+    assert keypad_digits("O'Brien") == "627436" and keypad_digits("Muñoz") == "68669"
+    assert keypad_digits("Smith-Jones") == "7648456637" and keypad_digits("van der Linde") == "82633754633"
+    assert keypad_digits("Cole") == keypad_digits("Bold") == "2653"  # one key, several letters
+
+
+async def test_a_keyed_surname_verifies_the_misheard_caller() -> None:
+    """Heard "Shivon Okonquo"; the date is right and OKONKWO is keyed as 6566596#."""
+    clinic = FakeScheduling(people=[ANA, SIOBHAN])
+    task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born)
+    assert await task.keyed(OKONKWO_KEYS, call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+    assert call.failed_attempts == 0
+
+
+async def test_keyed_surname_and_date_with_a_given_name_not_alike_are_refused() -> None:
+    task, call = await _at_spelling(
+        FakeScheduling(people=[ANA, SIOBHAN]), ("Roberto", "Okonquo"), SIOBHAN.born
+    )
+    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.VERIFY_FAILED_RETRY)
+    assert call.session.patient is None and call.failed_attempts == 1 and task.state is State.NAME
+
+
+async def test_the_right_keys_with_a_wrong_birth_date_are_refused() -> None:
+    wrong = SIOBHAN.born + timedelta(days=1)
+    task, call = await _at_spelling(FakeScheduling(people=[ANA, SIOBHAN]), ("Shivon", "Okonquo"), wrong)
+    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.VERIFY_FAILED_RETRY)
+    assert call.failed_attempts == 1
+
+
+async def test_two_surnames_on_the_same_keys_and_date_verify_neither_in_the_usual_words() -> None:
+    """Cole and Bold are both 2653: the keys cannot tell them apart, so neither verifies, in the words
+    of every other failure (a wrong spoken spelling, or keys that match nobody); the attested calling
+    number can tell them apart, as it does two records of one name."""
+    born = date(1990, 6, 1)
+    cole = Person(PatientRef("pat-cole"), "Sam", "Cole", born, "5550100011")
+    bold = Person(PatientRef("pat-bold"), "Sam", "Bold", born, "5550100012")
+    clinic = FakeScheduling(people=[cole, bold])
+    replies = []
+    for answer in ("2653", "2654", "spoken"):
+        task, call = await _at_spelling(clinic, ("Sam", "Coal"), born)
+        if answer == "spoken":
+            replies.append(await task.handle(said(given_name="Kohl"), call))
+        else:
+            replies.append(await task.keyed(answer, call))
+        assert call.failed_attempts == 1
+    assert replies == [Ask(templates.VERIFY_FAILED_RETRY)] * 3
+    task, call = await _at_spelling(clinic, ("Sam", "Coal"), born, number=bold.phone)
+    assert await task.keyed("2653", call) == Done(bold.ref, said=templates.VERIFIED)
+
+
+@pytest.mark.parametrize("keys", ["6566590", "1656659", "65*6659", "6", ""])
+async def test_keys_that_spell_nothing_are_asked_for_again_without_a_lookup(keys: str) -> None:
+    clinic = FakeScheduling(people=[ANA, SIOBHAN])
+    task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born)
+    lookups = clinic.lookups
+    again = await task.keyed(keys, call)
+    assert again == Ask(templates.ASK_SPELL_SURNAME_KEYED_AGAIN, stalled=True)
+    assert clinic.lookups == lookups and call.failed_attempts == 0 and task.state is State.SPELL_SURNAME
+    assert await task.keyed(OKONKWO_KEYS, call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+
+
+async def test_a_locked_name_keyed_is_refused_without_a_lookup_in_the_usual_words() -> None:
+    clinic, gate = FakeScheduling(people=[ANA, SIOBHAN]), FakeGate(limit=1)
+    gate.failures["Shivon Okonquo"] = 1
+    task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born, gate=gate)
+    lookups = clinic.lookups
+    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.VERIFY_FAILED_RETRY)
+    assert clinic.lookups == lookups and call.failed_attempts == 1
 
 
 class ModelSaysReschedule:
@@ -660,3 +797,63 @@ async def test_another_day_at_a_bookings_read_back_never_moves_an_existing_appoi
     assert reply.text.startswith("You're booked"), reply.text
     assert clinic.booked == [(ANA.ref, friday.slot_id)]
     assert existing in clinic.appointments[ANA.ref.id]  # the existing appointment was not touched
+
+
+# ------------------------------------------------------------------ a name heard only as ordinary words
+
+
+def heard_unsure(given: str, family: str) -> Understood:
+    """A name the reader took from ordinary words ("your honor, Conquale"): below its sure confidence."""
+    return Understood(
+        intent=Intent.PROVIDE_INFO,
+        slots=Slots.model_validate({"given_name": given, "family_name": family}),
+        confidence=0.75,
+    )
+
+
+async def _unsure_at_spelling(clinic: FakeScheduling, born: date) -> tuple[VerifyIdentity, CallContext]:
+    call = context(clinic)
+    task = VerifyIdentity()
+    await task.handle(heard_unsure("Your Honor", "Conquale"), call)
+    assert await task.handle(said(birth_date=born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    return task, call
+
+
+async def test_a_name_heard_only_as_words_is_verified_by_both_spellings() -> None:
+    """Siobhan Okonkwo heard as "your honor, Conquale": the surname keyed, then the first name keyed."""
+    task, call = await _unsure_at_spelling(FakeScheduling(people=[ANA, SIOBHAN]), SIOBHAN.born)
+    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.ASK_SPELL_GIVEN)
+    assert task.state is State.SPELL_GIVEN and task.awaits_more("S I O", call)
+    assert await task.keyed(keypad_digits("Siobhan"), call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+    assert call.failed_attempts == 0
+
+
+async def test_a_first_name_spelled_aloud_after_keyed_surname_verifies() -> None:
+    task, call = await _unsure_at_spelling(FakeScheduling(people=[ANA, SIOBHAN]), SIOBHAN.born)
+    await task.keyed(OKONKWO_KEYS, call)
+    assert await task.handle(said(given_name="Siobhan"), call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+
+
+async def test_a_mumbled_name_cannot_skip_the_first_name() -> None:
+    """Saying the given name unclearly on purpose and keying a known surname with a known birth date is
+    not enough: the first name must be spelled, and a wrong one is refused in the usual words."""
+    task, call = await _unsure_at_spelling(FakeScheduling(people=[ANA, SIOBHAN]), SIOBHAN.born)
+    await task.keyed(OKONKWO_KEYS, call)
+    assert await task.keyed(keypad_digits("Margaret"), call) == Ask(templates.VERIFY_FAILED_RETRY)
+    assert call.session.patient is None and call.failed_attempts == 1
+
+
+async def test_whether_the_first_name_is_asked_depends_on_the_hearing_not_the_records() -> None:
+    """The same unsure name with a birth date nobody has, and a surname nobody has: the same question,
+    so the question tells the caller nothing about the records."""
+    task, call = await _unsure_at_spelling(FakeScheduling(people=[ANA, SIOBHAN]), date(1955, 1, 1))
+    assert await task.keyed("99999", call) == Ask(templates.ASK_SPELL_GIVEN)
+    assert await task.keyed("7777", call) == Ask(templates.VERIFY_FAILED_RETRY)
+
+
+async def test_a_name_heard_clearly_is_not_asked_for_its_first_name() -> None:
+    """One extra turn only: "Shivon Okonquo" read as a name, its given name compared by sound."""
+    task, call = await _at_spelling(
+        FakeScheduling(people=[ANA, SIOBHAN]), ("Shivon", "Okonquo"), SIOBHAN.born
+    )
+    assert await task.keyed(OKONKWO_KEYS, call) == Done(SIOBHAN.ref, said=templates.VERIFIED)

@@ -105,3 +105,38 @@ def test_silence_and_wav(tmp_path: Path) -> None:
     with wave.open(str(tmp_path / "okay.wav"), "rb") as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16_000)
         assert wav.readframes(wav.getnframes()) == pcm
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")
+@pytest.mark.parametrize("voice", ["slt", "kal", "awb", "rms"])
+def test_flite_voices_are_16k_speech_whisper_understands(
+    voice: str, heard: Callable[[bytes], set[str]]
+) -> None:
+    pcm = caller_audio.flite(SENTENCE, voice=voice)
+    assert 2.0 < len(pcm) / 2 / caller_audio.SAMPLE_RATE < 8.0  # kal speaks at 8 kHz: resampled up
+    assert caller_audio.flite(SENTENCE, voice=voice) is pcm  # cached like the others
+    assert {"appointment", "tuesday"} <= heard(pcm)
+
+
+def test_noise_is_seeded_and_at_the_asked_level() -> None:
+    speech = caller_audio.silence(0.5) + caller_audio.espeak("Next Tuesday at ten thirty.")
+    noisy = caller_audio.with_noise(speech, 15, seed=3)
+    assert noisy == caller_audio.with_noise(speech, 15, seed=3) != caller_audio.with_noise(speech, 15, seed=4)
+    added = samples(noisy).astype(np.float64) - samples(speech)
+    # Against the speech alone (its pauses and the lead-in do not count), not the whole clip.
+    assert 10 * np.log10(caller_audio.speech_power(speech) / np.mean(added**2)) == pytest.approx(15, abs=0.1)
+    white = caller_audio.noise(1 << 14, kind="white", seed=1)
+    pink = caller_audio.noise(1 << 14, kind="pink", seed=1)
+    low, high = (np.abs(np.fft.rfft(pink))[band].mean() for band in (slice(10, 100), slice(4000, 8000)))
+    assert np.mean(pink**2) == pytest.approx(1, rel=0.01) and low > 5 * high  # -3 dB an octave
+    assert np.mean(white**2) == pytest.approx(1, rel=0.05)
+
+
+def test_level_change_makes_a_quiet_caller_and_clips_a_hot_one() -> None:
+    speech = caller_audio.espeak("Yes, that's right.")
+    peak = int(np.abs(samples(speech).astype(np.int32)).max())
+    quiet = samples(caller_audio.with_gain(speech, -15)).astype(np.int32)
+    assert np.abs(quiet).max() == pytest.approx(peak * 10 ** (-15 / 20), abs=1)
+    hot = samples(caller_audio.with_gain(speech, 20)).astype(np.int32)
+    assert np.abs(hot).max() == 32767 or hot.min() == -32768  # clipped, not wrapped around
+    assert np.all(np.sign(hot) == np.sign(samples(speech)))

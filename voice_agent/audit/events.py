@@ -250,6 +250,10 @@ class CallMetrics(BaseModel):
     dialogue_p50_ms: Millis | None = None
     tts_p50_ms: Millis | None = None
     barge_ins: Count = 0
+    #: Caller turns ended as soon as their words were a whole answer, and turns that waited out the
+    #: maximum pause (the slow path: a caller heard as unfinished).
+    turns_ended_by_answer: Count = 0
+    turns_at_max_pause: Count = 0
 
 
 class AuditEvent(BaseModel):

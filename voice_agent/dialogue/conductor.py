@@ -23,10 +23,12 @@ from zoneinfo import ZoneInfo
 
 from fhir_adapters import (
     AppointmentInfo,
+    ClinicDirectory,
     FhirError,
     SlotOffer,
 )
 from voice_agent.dialogue import templates
+from voice_agent.dialogue.completeness import trails_off, whole_answer
 from voice_agent.dialogue.context import CallContext, join
 from voice_agent.dialogue.detours import Detours
 from voice_agent.dialogue.flow import TASK_OF_INTENT, Active, CallbackOffer, Task
@@ -49,11 +51,15 @@ from voice_agent.dialogue.understanding import (
     VisitTypeEntry,
 )
 from voice_agent.dialogue.understanding.guardrails import GUARDED_INTENTS, Guardrail, screen
+from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.session import CallSession, EndReason
 
 __all__ = ["MAX_STALLED_TURNS", "Conversation", "Task"]
 
 T = TypeVar("T")
+
+#: Reads a turn heard so far for ``complete_answer``: microseconds, no I/O, whatever the call's backend.
+_RULES = RulesUnderstanding()
 
 
 @dataclass
@@ -145,8 +151,18 @@ class Conversation(IntentSteps, Detours):
         return self._active is not None and self._active.task.awaits_more(utterance, self.call)
 
     def complete_answer(self, utterance: str) -> bool:
-        """Whether ``utterance`` is a whole answer to the current question: turn-taking may answer now."""
-        return self._active is not None and self._active.task.complete(utterance, self.call)
+        """Whether ``utterance`` is a whole answer to the current question: turn-taking may answer now
+        (``completeness.py``; the task may know better, as a callback number's ten digits)."""
+        if self.state is State.ENDED or self.awaits_more(utterance):
+            return False
+        if screen(utterance) is not None:  # an emergency, or a topic the agent refuses: answer now
+            return True
+        if trails_off(utterance):  # "May 17th, 1980, no wait": a correction is coming
+            return False
+        if self._active is not None and self._active.task.complete(utterance, self.call):
+            return True
+        answer = _RULES.parse(utterance, self._context(self.call.directory))
+        return whole_answer(expecting(self.state), answer, utterance)
 
     # ------------------------------------------------------------------ one turn
 
@@ -291,24 +307,28 @@ class Conversation(IntentSteps, Detours):
     # ------------------------------------------------------------------ understanding
 
     async def _understand(self, utterance: str) -> Understood:
-        directory = await self.call.clinic()
+        context = self._context(await self.call.clinic())
+        return await self.understanding.understand(utterance, context)
+
+    def _context(self, directory: ClinicDirectory | None) -> UnderstandingContext:
         offers = self._find.offers if self._find is not None else []
-        context = UnderstandingContext(
+        schedules = directory.schedules if directory is not None else ()
+        visit_types = directory.visit_types if directory is not None else ()
+        return UnderstandingContext(
             now=self.now(),
             expecting=expecting(self.state),
             practitioners=tuple(
                 DirectoryEntry(
                     s.schedule_id, s.practitioner, self.practitioner_aliases.get(s.schedule_id, ())
                 )
-                for s in directory.schedules
+                for s in schedules
             ),
             visit_types=tuple(
                 VisitTypeEntry(v.code, v.display, self.visit_type_aliases.get(v.code, ()))
-                for v in directory.visit_types
+                for v in visit_types
             ),
             offered=Offered(
                 starts=tuple(o.start for o in offers), practitioners=tuple(o.schedule_id for o in offers)
             ),
             screened=True,  # _turn screened this utterance before asking for its meaning
         )
-        return await self.understanding.understand(utterance, context)

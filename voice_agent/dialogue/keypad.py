@@ -1,10 +1,15 @@
-"""Keypad (DTMF) answers the dialogue takes: a date of birth as MMDDYYYY."""
+"""Keypad (DTMF) answers the dialogue takes: a date of birth as MMDDYYYY, a surname one press per letter."""
 
 from __future__ import annotations
 
 from datetime import date
 
-__all__ = ["keyed_date"]
+from fhir_adapters.keypad import LETTER_KEYS
+
+__all__ = ["keyed_date", "keyed_surname"]
+
+#: As long as a name the name reader takes (one word of at most 40 letters).
+_MAX_LETTERS = 40
 
 
 def keyed_date(digits: str, *, today: date) -> date | None:
@@ -16,3 +21,11 @@ def keyed_date(digits: str, *, today: date) -> date | None:
     except ValueError:
         return None
     return born if date(1900, 1, 1) <= born <= today else None
+
+
+def keyed_surname(digits: str) -> str | None:
+    """A surname keyed one press per letter (6566596 for Okonkwo); None unless every key carries
+    letters (2 to 9: a 0, 1 or * spells nothing) and there are two to forty of them."""
+    if not 2 <= len(digits) <= _MAX_LETTERS or not set(digits) <= LETTER_KEYS:
+        return None
+    return digits

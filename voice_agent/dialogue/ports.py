@@ -8,7 +8,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Literal, Protocol
 
-from fhir_adapters import AppointmentInfo, ClinicDirectory, PatientRef, SlotOffer, TimeOfDay, VisitType
+from fhir_adapters import (
+    AppointmentInfo,
+    ClinicDirectory,
+    GivenSpelling,
+    PatientRef,
+    SlotOffer,
+    TimeOfDay,
+    VisitType,
+)
 from voice_agent.dialogue.understanding.guardrails import Guardrail
 from voice_agent.session import CallSession
 
@@ -38,7 +46,11 @@ class Scheduling(Protocol):
     async def find_patient(self, *, given: str, family: str, birth_date: date) -> list[PatientRef]: ...
 
     async def find_patient_spelled(
-        self, *, heard_given: str, family: str, birth_date: date
+        self, *, heard_given: str, family: str, birth_date: date, given: GivenSpelling | None = None
+    ) -> list[PatientRef]: ...
+
+    async def find_patient_keyed(
+        self, *, heard_given: str, keys: str, birth_date: date, given: GivenSpelling | None = None
     ) -> list[PatientRef]: ...
 
     async def phone_on_record(self, patient: PatientRef, phone: str) -> bool: ...

@@ -17,6 +17,7 @@ class State(StrEnum):
     NAME = "name"
     BIRTH_DATE = "birth_date"
     SPELL_SURNAME = "spell_surname"
+    SPELL_GIVEN = "spell_given"
     CHOOSE_APPOINTMENT = "choose_appointment"
     PREFERENCE = "preference"
     RELAX = "relax"  # nothing matched the preference: offer the nearest instead?

@@ -30,8 +30,21 @@ VERIFY_FAILED_FINAL = (
 VERIFIED = "Thank you, you're verified."
 # Asked whenever name and date did not match one record exactly, whatever was or was not found: the
 # spelling is the robust signal a misheard name lacks, and asking every time tells the caller nothing.
-ASK_SPELL_SURNAME = "Thank you. Could you spell your last name for me, letter by letter?"
+# It may be keyed too (one press per letter, T9-style): a keypad is heard exactly where a name is not.
+ASK_SPELL_SURNAME = (
+    "Thank you. Could you spell your last name for me, letter by letter? "
+    "Or key it in on your keypad, one press per letter, then press pound."
+)
 ASK_SPELL_SURNAME_AGAIN = "Sorry, I didn't get that. Could you spell your last name, one letter at a time?"
+# After a name heard only as ordinary words: its first name is compared by spelling too (never skipped).
+ASK_SPELL_GIVEN = (
+    "Thank you. And your first name, letter by letter? You can key it in the same way, then press pound."
+)
+ASK_SPELL_GIVEN_AGAIN = "Sorry, I didn't get that. Could you spell your first name, one letter at a time?"
+ASK_SPELL_SURNAME_KEYED_AGAIN = (
+    "Sorry, I couldn't use those keys. Please key the name with one press per letter, "
+    "using the keys 2 to 9, then press pound. Or just spell it."
+)
 
 NO_APPOINTMENTS = "I don't see any upcoming appointments for you."
 YOUR_APPOINTMENTS_ONE = "You have one upcoming appointment: {first}."

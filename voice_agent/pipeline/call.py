@@ -46,6 +46,7 @@ from voice_agent.pipeline.tts import VOICE_SAMPLE_RATE, VoiceServer
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
 from voice_agent.runtime import Runtime
 from voice_agent.session import EndReason
+from voice_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ async def voice_engine(agent: Runtime) -> AsyncIterator[VoiceEngine]:
     settings = agent.settings
     models = SpeechModels(settings).load()
     voice = VoiceServer(models.check_voice()).start()
-    understanding = build_understanding(settings.understanding, settings, RulesUnderstanding())
+    understanding = build_understanding(
+        settings.understanding,
+        settings,
+        RulesUnderstanding(),
+        timeout_seconds=settings.llm_voice_timeout_seconds,
+    )
     try:
         await warm_understanding(understanding)
         async with aiohttp.ClientSession() as http:
@@ -76,6 +82,20 @@ async def voice_engine(agent: Runtime) -> AsyncIterator[VoiceEngine]:
     finally:
         await close_understanding(understanding)
         voice.stop()
+
+
+def voice_activity(settings: Settings) -> VADProcessor:
+    """Silero VAD as the settings tune it: one per call (it keeps per-stream state)."""
+    return VADProcessor(
+        vad_analyzer=SileroVADAnalyzer(
+            params=VADParams(
+                confidence=settings.vad_confidence,
+                start_secs=settings.vad_start_seconds,
+                stop_secs=settings.vad_stop_seconds,
+                min_volume=settings.vad_min_volume,
+            )
+        )
+    )
 
 
 async def run_voice_call(
@@ -100,7 +120,7 @@ async def run_voice_call(
             conversation.live_transfer = live_transfer
 
             def heard(turn: TurnHeard) -> None:
-                latency.heard(turn.speech_ended, turn.turn_decided, turn.transcribed)
+                latency.heard(turn.speech_ended, turn.turn_decided, turn.transcribed, turn.ended_by)
 
             transcriber = TurnTranscriber(
                 whisper=engine.models.whisper(),
@@ -135,16 +155,7 @@ async def run_voice_call(
             tts = PiperHttpTTSService(
                 base_url=engine.voice.url, aiohttp_session=engine.http, sample_rate=VOICE_SAMPLE_RATE
             )
-            vad = VADProcessor(
-                vad_analyzer=SileroVADAnalyzer(
-                    params=VADParams(
-                        confidence=settings.vad_confidence,
-                        start_secs=settings.vad_start_seconds,
-                        stop_secs=settings.vad_stop_seconds,
-                        min_volume=settings.vad_min_volume,
-                    )
-                )
-            )
+            vad = voice_activity(settings)
             pipeline = Pipeline(
                 [transport.input(), vad, transcriber, user_turns, dialogue, tts, transport.output()]
             )

@@ -34,18 +34,29 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import Conversation
-from voice_agent.dialogue.reply import Reply
+from voice_agent.dialogue.reply import Reply, State
 from voice_agent.pipeline.frames import TransferCallFrame, TransferOutcomeFrame
 from voice_agent.pipeline.metrics import CallLatency
-from voice_agent.pipeline.stt import CallerTurnFrame, ContinueTurnFrame
+from voice_agent.pipeline.stt import (
+    AcceptDraftFrame,
+    CallerTurnFrame,
+    ContinueTurnFrame,
+    ListenForLettersFrame,
+    TurnDraftFrame,
+)
 from voice_agent.session import CallSession, EndReason, SessionManager
 
 log = logging.getLogger(__name__)
 
 #: A keypad entry this long is complete without a closing # (a date of birth, MMDDYYYY).
 _DATE_DIGITS = 8
-#: Keys gathered before they are answered whatever follows: a phone number with its country code fits.
-_MAX_KEYS = 20
+#: Keys gathered before they are answered whatever follows: a phone number with its country code, or a
+#: surname keyed one press per letter (the task takes up to 40), fits.
+_MAX_KEYS = 40
+#: A surname keyed letter by letter is ended by #: a caller hunting for the next letter on the keypad
+#: pauses longer than between digits, and half a surname sent early would count as a failed attempt.
+#: Without a #, the keys are taken after this much quiet.
+_LETTER_KEYS_PAUSE_SECONDS = 12.0
 
 
 #: Words that, said alone right after a turn, only finish it ("..., please"): no answer of their own.
@@ -102,6 +113,7 @@ class DialogueProcessor(FrameProcessor):
         self._interrupted = False
         self._prompts = 0
         self._ending = False
+        self._spelling = False
         self.ended: EndReason | None = None
 
     # ------------------------------------------------------------------ frames
@@ -110,6 +122,10 @@ class DialogueProcessor(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, CallerTurnFrame):
             self._spawn(self._answer_speech(frame.text.strip()))  # consumed: the words go no further
+            return
+        if isinstance(frame, TurnDraftFrame):
+            if self._whole_answer(frame.text.strip()):  # consumed too
+                await self.push_frame(AcceptDraftFrame(draft=frame.draft), FrameDirection.UPSTREAM)
             return
         if isinstance(frame, InputDTMFFrame):
             self._on_key(frame.button.value)  # consumed here: a keyed date of birth goes no further
@@ -171,6 +187,13 @@ class DialogueProcessor(FrameProcessor):
         await self.push_frame(EndTaskFrame(), FrameDirection.UPSTREAM)
 
     # ------------------------------------------------------------------ turns
+
+    def _whole_answer(self, words: str) -> bool:
+        """A turn smart-turn thinks unfinished may end on its words: a whole answer to the question
+        asked (the dialogue says what that is; a carried first part is in the words too)."""
+        if self._ending or not words or _is_tail(words):
+            return False
+        return self._conversation.complete_answer(words)
 
     async def _answer_speech(self, words: str) -> None:
         now = time.monotonic()
@@ -235,10 +258,11 @@ class DialogueProcessor(FrameProcessor):
             self._keys_timer = self._spawn(self._keys_after_pause())
 
     def _expects_date(self) -> bool:
-        return self._conversation.state.value == "birth_date"
+        return self._conversation.state is State.BIRTH_DATE
 
     async def _keys_after_pause(self) -> None:
-        await asyncio.sleep(self._dtmf_pause)
+        spelling = self._conversation.state in (State.SPELL_SURNAME, State.SPELL_GIVEN)
+        await asyncio.sleep(_LETTER_KEYS_PAUSE_SECONDS if spelling else self._dtmf_pause)
         self._keys_timer = None
         self._submit_keys()
 
@@ -259,6 +283,10 @@ class DialogueProcessor(FrameProcessor):
 
     async def _speak(self, reply: Reply) -> None:
         self._sessions.touch(self._session)
+        spelling = self._conversation.state in (State.SPELL_SURNAME, State.SPELL_GIVEN)
+        if spelling != self._spelling:  # the next answer is letters, or no longer
+            self._spelling = spelling
+            await self.push_frame(ListenForLettersFrame(letters=spelling), FrameDirection.UPSTREAM)
         if reply.transfer:
             await self._hand_over(reply.text)
         elif reply.end is not None:

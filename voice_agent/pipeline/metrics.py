@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -17,6 +17,8 @@ from voice_agent.audit import CallMetrics, EndReason
 
 Ingress = Literal["webrtc", "telephony", "sip"]
 Stage = Literal["turn_detection", "stt", "dialogue", "tts"]
+#: What ended a caller's turn (``stt.EndedBy``): smart-turn, a whole answer, or the maximum pause.
+EndedBy = Literal["smart_turn", "answer", "max_pause"]
 
 _BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 8.0)
 
@@ -36,6 +38,13 @@ CALLS = Counter(
     "voice_agent_calls_total", "Voice calls ended, by ingress and end reason.", ["ingress", "reason"]
 )
 ACTIVE = Gauge("voice_agent_calls_active", "Voice calls in progress.", ["ingress"])
+TURN_ENDS = Counter(
+    "voice_agent_turn_ends_total",
+    "Caller turns by what ended them: the smart-turn model, a whole answer, or the maximum pause.",
+    ["by"],
+)
+for _by in get_args(EndedBy):  # every series exists from the start, at zero
+    TURN_ENDS.labels(_by)
 BARGE_INS = Counter("voice_agent_barge_ins_total", "Times a caller spoke over the agent.", ["ingress"])
 
 
@@ -55,14 +64,21 @@ class CallLatency:
     ingress: Ingress
     turns: int = 0
     barge_ins: int = 0
+    ended_by: dict[EndedBy, int] = field(
+        default_factory=lambda: {"smart_turn": 0, "answer": 0, "max_pause": 0}
+    )
     _open: _Turn | None = None
     _v2v: list[float] = field(default_factory=list)
     _stages: dict[Stage, list[float]] = field(
         default_factory=lambda: {"turn_detection": [], "stt": [], "dialogue": [], "tts": []}
     )
 
-    def heard(self, speech_ended: float, decided: float, transcribed: float) -> None:
+    def heard(
+        self, speech_ended: float, decided: float, transcribed: float, ended_by: EndedBy = "smart_turn"
+    ) -> None:
         self._open = _Turn(speech_ended, decided, transcribed)
+        self.ended_by[ended_by] += 1
+        TURN_ENDS.labels(ended_by).inc()
 
     def replied(self) -> None:
         if self._open is not None and self._open.replied is None:
@@ -105,6 +121,8 @@ class CallLatency:
             dialogue_p50_ms=p50(self._stages["dialogue"]),
             tts_p50_ms=p50(self._stages["tts"]),
             barge_ins=self.barge_ins,
+            turns_ended_by_answer=self.ended_by["answer"],
+            turns_at_max_pause=self.ended_by["max_pause"],
         )
 
 

@@ -52,6 +52,7 @@ _EXPECTING = {
     State.NAME: Expectation.FULL_NAME,
     State.BIRTH_DATE: Expectation.BIRTH_DATE,
     State.SPELL_SURNAME: Expectation.FULL_NAME,  # letters come through the name reader ("O K O N ...")
+    State.SPELL_GIVEN: Expectation.FULL_NAME,
     State.CHOOSE_APPOINTMENT: Expectation.CHOOSE_APPOINTMENT,
     State.PREFERENCE: Expectation.PREFERENCE,
     State.RELAX: Expectation.CONFIRM,

@@ -4,8 +4,15 @@ A name heard over the phone is the fragile signal; the date of birth (spoken or 
 surname are the robust ones. So when the name and date do not match one record exactly, the caller is
 asked to spell their last name, and the record is then looked up by that spelling and the date, with the
 heard given name only having to sound like the record's (``Scheduling.find_patient_spelled``). The
+surname may be keyed instead, one press per letter (``Scheduling.find_patient_keyed``): the keys must
+spell the record's surname exactly, and a wrong keyed surname fails as a wrong spelling does. The
 spelling is asked for after every inexact match, whether or not anything was found, so the question
 itself tells the caller nothing; a wrong name or date still never verifies.
+
+A name heard only as ordinary words ("Siobhan Okonkwo" as "your honor, Conquale": the name reader was not
+sure of it) leaves no given name to compare by sound, and mumbling one must not skip the check: so after
+such a name the first name is spelled (or keyed) too, and compared exactly. Whether that second spelling
+is asked depends only on how the name was heard, never on the records.
 
 The call's failed attempts are counted on the call (never reset by anything the caller does), and across
 calls by the identity gate; every failure gets the same words at the same attempt, whether no record
@@ -14,26 +21,24 @@ locked: the caller learns nothing of the records."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date
 
-from fhir_adapters import PatientRef
+from fhir_adapters import GivenSpelling, PatientRef
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.context import CallContext
-from voice_agent.dialogue.keypad import keyed_date
+from voice_agent.dialogue.keypad import keyed_date, keyed_surname
 from voice_agent.dialogue.reply import State
 from voice_agent.dialogue.tasks.base import Ask, Closed, DialogueTask, Done, Step
 from voice_agent.dialogue.understanding import Understood, spoken
+from voice_agent.dialogue.understanding.rules.confidence import HIGH
 from voice_agent.privacy import remember_name
 
 __all__ = ["MAX_VERIFICATION_ATTEMPTS", "VerifyIdentity", "verification_spent"]
 
 MAX_VERIFICATION_ATTEMPTS = 3
-#: An answer made only of spelled letters so far ("o, k, o", "o apostrophe b").
-_LETTER = r"(?:[^\W\d_](?:\s+as in\s+\w+)?|hyphen|dash|apostrophe)"
-_LETTERS_ONLY = re.compile(rf"{_LETTER}(?:[\s,.\-]+{_LETTER})*[\s,.]*")
 _NAME_SPLITS = 3
+_SPELLING = frozenset({State.SPELL_SURNAME, State.SPELL_GIVEN})
 
 
 def verification_spent(call: CallContext) -> bool:
@@ -50,6 +55,8 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         self.state = State.NAME
         self._name: tuple[str, str] | None = None
         self._born: date | None = None
+        self._heard_clearly = False  # the name reader was sure of the name: its given name can be compared
+        self._family: tuple[str | None, str | None] = (None, None)  # the surname as (spelled, keyed)
 
     async def start(self, call: CallContext) -> Step[PatientRef]:
         if verification_spent(call):
@@ -60,12 +67,12 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         if verification_spent(call):
             return closed()
         slots = answer.slots
-        if self.state is State.SPELL_SURNAME:
+        if self.state in _SPELLING:
             spelled = _spelled(slots.given_name, slots.family_name)
             if spelled is None:
-                return Ask(templates.ASK_SPELL_SURNAME_AGAIN, stalled=True)
+                return Ask(self._spell_again(), stalled=True)
             remember_name(spelled)  # scrubbed from this call's log lines, as the heard name is
-            return await self._verify_spelled(spelled, call)
+            return await self._spelling(call, letters=spelled)
         if self.state is State.BIRTH_DATE and not (slots.given_name and slots.family_name):
             if slots.birth_date is None:
                 return Ask(templates.ASK_BIRTH_DATE_AGAIN, stalled=True)
@@ -74,6 +81,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
             return Ask(templates.ASK_NAME_AGAIN, stalled=True)
         # a name (again, or corrected at the date question): the last one said is the one checked
         self._name = (slots.given_name, slots.family_name)
+        self._heard_clearly = answer.confidence >= HIGH
         remember_name(f"{slots.given_name} {slots.family_name}")
         if slots.birth_date is not None:
             return await self._verify(slots.birth_date, call)
@@ -81,6 +89,11 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         return Ask(templates.ASK_BIRTH_DATE)
 
     async def keyed(self, digits: str, call: CallContext) -> Step[PatientRef] | None:
+        if self.state in _SPELLING:
+            keys = keyed_surname(digits)
+            if keys is None:
+                return Ask(templates.ASK_SPELL_SURNAME_KEYED_AGAIN, stalled=True)
+            return await self._spelling(call, keys=keys)
         if self.state is not State.BIRTH_DATE:
             return None
         born = keyed_date(digits, today=call.today())
@@ -91,6 +104,8 @@ class VerifyIdentity(DialogueTask[PatientRef]):
     def question(self) -> str:
         if self.state is State.SPELL_SURNAME:
             return templates.ASK_SPELL_SURNAME
+        if self.state is State.SPELL_GIVEN:
+            return templates.ASK_SPELL_GIVEN
         return templates.ASK_BIRTH_DATE if self.state is State.BIRTH_DATE else templates.ASK_NAME
 
     def complete(self, words: str, call: CallContext) -> bool:
@@ -101,9 +116,9 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         return False  # a name: whether it is whole is not known from the words alone
 
     def awaits_more(self, words: str, call: CallContext) -> bool:
-        if self.state is State.SPELL_SURNAME:
+        if self.state in _SPELLING:
             # letters come with pauses between them: "O K O ... N K W O" is one answer
-            return _LETTERS_ONLY.fullmatch(spoken.fold(words)) is not None
+            return spoken.spelled_so_far(words)
         if self.state is not State.BIRTH_DATE:
             return False
         born, said = spoken.parse_birth_date(spoken.spoken_numbers(spoken.fold(words)), call.today())
@@ -136,23 +151,52 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         self._born, self.state = born, State.SPELL_SURNAME
         return Ask(templates.ASK_SPELL_SURNAME)
 
-    async def _verify_spelled(self, family: str, call: CallContext) -> Step[PatientRef]:
+    def _spell_again(self) -> str:
+        if self.state is State.SPELL_GIVEN:
+            return templates.ASK_SPELL_GIVEN_AGAIN
+        return templates.ASK_SPELL_SURNAME_AGAIN
+
+    async def _spelling(
+        self, call: CallContext, *, letters: str | None = None, keys: str | None = None
+    ) -> Step[PatientRef]:
+        """A spelling (``letters``) or keys arrived: the surname's, then (after a name not heard
+        clearly) the first name's too; then the lookup."""
+        if self.state is State.SPELL_SURNAME:
+            self._family = (letters, keys)
+            if not self._heard_clearly:
+                self.state = State.SPELL_GIVEN
+                return Ask(templates.ASK_SPELL_GIVEN)
+            return await self._verify_spelled(call, None)
+        return await self._verify_spelled(call, GivenSpelling(letters=letters, keys=keys))
+
+    async def _verify_spelled(self, call: CallContext, given: GivenSpelling | None) -> Step[PatientRef]:
+        """The surname as spelled or keyed, with the birth date already given (and the first name spelled
+        or keyed, ``given``, when it was not heard clearly): one record, or the same failure whichever
+        way the names came and whatever was found."""
         assert self._name is not None and self._born is not None
         claimed = self._claimed(call)
         found: list[PatientRef] = []
+        family, keys = self._family
         if call.gate is None or not await call.gate.locked(**claimed):
-            heard_given = self._name[0]
-            found = await call.scheduling.find_patient_spelled(
-                heard_given=heard_given, family=family, birth_date=self._born
-            )
+            heard_given, born = self._name[0], self._born
+            if keys is not None:
+                found = await call.scheduling.find_patient_keyed(
+                    heard_given=heard_given, keys=keys, birth_date=born, given=given
+                )
+            elif family is not None:
+                found = await call.scheduling.find_patient_spelled(
+                    heard_given=heard_given, family=family, birth_date=born, given=given
+                )
             found = await _told_apart(found, call)
         if len(found) == 1:
             self._name = self._born = None
+            self._family = (None, None)
             return Done(found[0], said=templates.VERIFIED)
         return await self._failed(claimed, call)
 
     async def _failed(self, claimed: dict[str, str | None], call: CallContext) -> Step[PatientRef]:
         self._name = self._born = None
+        self._family = (None, None)
         if call.gate is not None:
             await call.gate.failed(**claimed)
         call.failed_attempts += 1

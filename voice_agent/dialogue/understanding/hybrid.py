@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
+from collections import deque
 from pathlib import Path
 from typing import Final, Literal, Protocol, cast, get_args
 
@@ -58,6 +60,11 @@ log = logging.getLogger(__name__)
 GUARDRAIL_INTENTS: Final = GUARDED_INTENTS
 DEFAULT_THRESHOLD: Final = 0.6
 DEFAULT_LLM_TIMEOUT_SECONDS: Final = 4.0
+#: How many of the model's recent answer times predict the next one.
+_RECENT: Final = 9
+#: While the model is too slow for the budget, it is still asked once in this many unsure turns, to see
+#: whether it has become fast enough (a lighter load, a warmer cache).
+_PROBE_EVERY: Final = 10
 
 
 def merge(rules: Understood, llm: Understood) -> Understood:
@@ -96,6 +103,20 @@ class HybridUnderstanding:
         self.threshold = threshold
         self.llm_timeout_seconds = llm_timeout_seconds
         self.consult_always = consult_always
+        self._recent: deque[float] = deque(maxlen=_RECENT)
+        self._skipped = 0
+
+    def in_time(self) -> bool:
+        """Whether the model can still answer within the budget, judged by its recent answers: a
+        caller waits in silence while it thinks, so a model that cannot make it is not asked (the
+        rules answer, or ask again, at once) except for an occasional probe."""
+        if not self._recent or statistics.median(self._recent) <= self.llm_timeout_seconds:
+            return True
+        self._skipped += 1
+        if self._skipped >= _PROBE_EVERY:
+            self._skipped = 0
+            return True
+        return False
 
     async def understand(self, utterance: str, context: UnderstandingContext) -> Understood:
         ruled = await self.rules.understand(utterance, context)
@@ -103,10 +124,17 @@ class HybridUnderstanding:
             return ruled
         if ruled.confidence >= self.threshold and not self.consult_always:
             return ruled
+        if not self.in_time():
+            log.debug(
+                "the model is slower than the %.1f s budget lately; the rules answer",
+                self.llm_timeout_seconds,
+            )
+            return ruled
         started = time.perf_counter()
         try:
             answer = await asyncio.wait_for(self.llm.understand(utterance, context), self.llm_timeout_seconds)
         except TimeoutError:
+            self._recent.append(time.perf_counter() - started)
             log.warning(
                 "LLM understanding exceeded %.1f s; the rules' answer stands", self.llm_timeout_seconds
             )
@@ -117,7 +145,8 @@ class HybridUnderstanding:
         except Exception as error:  # any failure of an optional component must not end the call
             log.error("LLM understanding failed (%s); the rules' answer stands", type(error).__name__)
             return ruled
-        log.info("hybrid understanding consulted the LLM in %.0f ms", (time.perf_counter() - started) * 1000)
+        self._recent.append(time.perf_counter() - started)
+        log.info("hybrid understanding consulted the LLM in %.0f ms", self._recent[-1] * 1000)
         return merge(ruled, answer)
 
     async def warm(self, context: UnderstandingContext | None = None) -> None:
@@ -223,13 +252,18 @@ def _build_llm(settings: UnderstandingSettings) -> LLMUnderstanding | None:
 
 
 def build_understanding(
-    mode: Literal["rules", "llm", "hybrid"], settings: UnderstandingSettings, rules: Understanding
+    mode: Literal["rules", "llm", "hybrid"],
+    settings: UnderstandingSettings,
+    rules: Understanding,
+    *,
+    timeout_seconds: float | None = None,
 ) -> Understanding:
     """The understanding the agent runs with. Call :func:`warm_understanding` on it at start-up.
 
     "rules": rules only. "hybrid": the LLM below ``llm_threshold``. "llm": the LLM on every turn, with
     the rules still deciding guardrails and standing in whenever the LLM fails. Without a usable model
-    both degrade to the rules, with a log line that says so.
+    both degrade to the rules, with a log line that says so. ``timeout_seconds``: the model's budget
+    per turn (voice calls give a shorter one than ``llm_timeout_seconds``).
     """
     if mode == "rules":
         log.info("understanding: rules only")
@@ -242,6 +276,6 @@ def build_understanding(
         rules,
         llm,
         settings.llm_threshold,
-        llm_timeout_seconds=settings.llm_timeout_seconds,
+        llm_timeout_seconds=timeout_seconds or settings.llm_timeout_seconds,
         consult_always=mode == "llm",
     )

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..spoken import fold
+from ..spoken.letters import COMMA as _COMMA
+from ..spoken.letters import TOKENS as _NAME_TOKEN
+from ..spoken.letters import letters_said_as, said_mark, spelled_word
 from .directory import _split_words
 from .normalise import _words
 
 _APOSTROPHES: Final = str.maketrans("\u2019\u2018`", "'" * 3)
-_NAME_TOKEN: Final = re.compile(r"[^\W\d_]+(?:['\-][^\W\d_]+)*|,|\d")
 _NAME_LEADS: Final[tuple[tuple[str, ...], ...]] = tuple(
     sorted(
         (
@@ -102,7 +104,6 @@ _NAME_STOP: Final = _words(
     "operator agent representative front desk sir maam why spell spelled spelling said say"
 )
 _NAME_MARKERS: Final = re.compile(r"\b(?:born|date of birth|birth date|birthday|dob)\b")
-_COMMA = ","
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def _join_spelled(tokens: list[str]) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     for token in [*tokens, ""]:
-        mark = _SPELLED_MARKS.get(_key(token))
+        mark = said_mark(token)
         if (len(token) == 1 and token.isalpha()) or (mark is not None and run):
             run.append(mark or token)  # "O apostrophe B R I E N": the mark inside the word
             continue
@@ -174,23 +175,10 @@ def _join_spelled(tokens: list[str]) -> list[str]:
     return out
 
 
-_HYPHENATED_LETTERS: Final = re.compile(r"[^\W\d_](?:-[^\W\d_])+")
-
-
 def _only_spelled(tokens: list[str]) -> str | None:
     """The word, when the whole answer is letters (with commas, hyphens or apostrophes between them)."""
-    parts: list[str] = []
-    for token in tokens:
-        if token == _COMMA:
-            continue
-        if _HYPHENATED_LETTERS.fullmatch(token):  # Whisper often writes a spelling "O-K-O-N-K-W-O"
-            parts.extend(token.split("-"))
-        else:
-            parts.append(_SPELLED_MARKS.get(_key(token), token))
-    letters = [p for p in parts if p.isalpha()]
-    if len(letters) < 2 or any(len(p) != 1 for p in parts) or not parts[0].isalpha():
-        return None
-    return _capitalise("".join(parts).lower())
+    spelled = spelled_word(tokens)
+    return _capitalise(spelled.lower()) if spelled is not None else None
 
 
 def _labelled_name(tokens: list[str]) -> tuple[list[str], list[str]] | None:
@@ -230,8 +218,24 @@ def _name_run(tokens: list[str]) -> tuple[list[str], bool]:
     return run, False
 
 
-#: Said between spelled letters: "O apostrophe B R I E N", "H E R N A N D E Z hyphen R U I Z".
-_SPELLED_MARKS: Final = {"hyphen": "-", "dash": "-", "apostrophe": "'"}
+#: Words that make an answer to "your name?" something other than a name ("it's about my appointment").
+_NOT_A_NAME: Final = _words(
+    "appointment appointments book booking cancel reschedule schedule doctor dr help speak talk person "
+    "human someone somebody operator agent representative repeat again spell spelled time today tomorrow "
+    "born birth date dob birthday number phone emergency pain hurt wait what why how who when where "
+    "know remember forgot sorry"
+)
+
+
+def _as_heard(tokens: list[str]) -> list[str] | None:
+    """A name misheard into ordinary words ("Siobhan Okonkwo" as "shout on to Kanbo", "been an NNG YN"):
+    every word said, as the name, when nothing but a name can have been meant. Only the first word is
+    then the given name; the rest, the surname as heard. Verification never trusts such a name alone:
+    it fails the exact match and goes on to the spelling and the birth date."""
+    words = [t for t in tokens if t != _COMMA]
+    if not 2 <= len(words) <= 5 or any(t.isdigit() or _key(t) in _NOT_A_NAME for t in words):
+        return None
+    return [_capitalise(w) if w.islower() else w for w in words]
 
 
 def _heard_as(words: list[str], spelled: str) -> int:
@@ -246,13 +250,9 @@ def _heard_as(words: list[str], spelled: str) -> int:
     return max(scores)[1]
 
 
-#: "P as in Peter", "N for Nancy", "M like Mike": the letter alone.
-_SPELLED_AS: Final = re.compile(r"\b([^\W\d_])\s*(?:,\s*)?(?:as in|for|like)\s+[^\W\d_]+\b", re.IGNORECASE)
-
-
 def _extract_name(raw: str) -> _Name | None:
     text = unicodedata.normalize("NFC", raw).translate(_APOSTROPHES)
-    text = _SPELLED_AS.sub(lambda m: m.group(1).upper(), text)
+    text = letters_said_as(text)
     tokens = _NAME_TOKEN.findall(text)
     keys = [_key(t) for t in tokens]
     for i in range(1, len(keys)):
@@ -273,12 +273,13 @@ def _extract_name(raw: str) -> _Name | None:
         if spelled is not None:  # "O K O N K W O", "N G", "O apostrophe B R I E N": one word, spelled
             return _Name(spelled, None, introduced, True, spelled=True)
         given_words, family_words, clean = [], [], True
+        said = tokens
         if _COMMA in tokens:
             cut = tokens.index(_COMMA)
             left, left_rest = _name_run(tokens[:cut])
             after = [t for t in tokens[cut + 1 :] if t != _COMMA]
             right, right_rest = _name_run(after)
-            letters = [_SPELLED_MARKS.get(_key(t), t) for t in after]
+            letters = [said_mark(t) or t for t in after]
             if (
                 left
                 and not left_rest
@@ -304,6 +305,8 @@ def _extract_name(raw: str) -> _Name | None:
             run, rest = _name_run(tokens)
             run = _join_spelled(run)
             clean = clean and not rest
+            if len(run) <= 1 and (rest or said is not tokens):  # a name misheard as words
+                run = _as_heard(said) or run
             if not run or len(run) > 5:
                 return None
             if len(run) == 1:

@@ -1,4 +1,4 @@
-"""Spoken numbers, dates, times and phone numbers as speech-to-text writes them.
+"""Spoken numbers, dates, times, phone numbers and spelled letters as speech-to-text writes them.
 
 Whisper renders the same words as "two thirty", "2:30", "230" or "2.30 p.m.", and a birth date as
 "March 3rd, 1985", "03/03/1985" or "zero three zero three nineteen eighty five". Everything here is pure,
@@ -21,10 +21,13 @@ Interpretation rules (the clinic is in the US; all of them are tested):
   30 minutes either side. "after 4" is not_before 16:00, "before 10" not_after 10:00.
 * Parts of day: morning is not_after 12:00, afternoon 12:00-17:00, evening not_before 17:00, "early"
   not_after 10:00, "late in the day" not_before 15:00, "late afternoon" 15:00-17:00.
+* A spelled word is single letters, with "hyphen", "dash" or "apostrophe" said between them, "P as in
+  Peter" (or "for", "like") read as P, and commas, full stops and pauses between letters ignored.
 """
 
 from .birth_dates import parse_birth_date
 from .dates import WEEKDAYS
+from .letters import spelled_so_far
 from .numbers import MAX_CHARS, fold, spoken_numbers
 from .phones import find_phone
 from .when import When, parse_when
@@ -37,5 +40,6 @@ __all__ = [
     "fold",
     "parse_birth_date",
     "parse_when",
+    "spelled_so_far",
     "spoken_numbers",
 ]
