@@ -35,6 +35,7 @@ from .models import (
     TimeOfDay,
     VisitType,
 )
+from .spelling import first_letters, spelled_alike
 
 BOOKING_IDENTIFIER_SYSTEM = "urn:ietf:rfc:3986"
 CANCELLATION_REASON = {
@@ -121,13 +122,16 @@ def _given_matches(spoken: str, recorded: Sequence[str]) -> bool:
 
 
 def given_check(heard: str, given: GivenSpelling | None) -> Callable[[Sequence[str]], bool] | None:
-    """How a record's given names are compared: with the caller's spelling or keys when there are
-    some (exactly), else with what was heard (by sound); None when there is nothing to compare."""
+    """How a record's given names are compared: with the caller's keys (exactly) or spelling (as a
+    surname's spelling is), else with what was heard (by sound); None when there is nothing to compare."""
     if given is not None and given.keys:
         keys = given.keys
         return lambda names: bool(names) and keys in (keypad_digits(names[0]), keypad_digits("".join(names)))
     if given is not None and given.letters:
-        return lambda names: _given_matches(given.letters or "", names)
+        letters = given.letters
+        return lambda names: (
+            bool(names) and any(spelled_alike(letters, n) for n in (names[0], "".join(names)))
+        )
     if not normalise_name(heard):
         return None
     return lambda names: sounds_like(heard, names)
@@ -245,15 +249,32 @@ class Scheduling:
     async def find_patient_spelled(
         self, *, heard_given: str, family: str, birth_date: date, given: GivenSpelling | None = None
     ) -> list[PatientRef]:
-        """Patients with exactly this surname (as the caller spelled it) and birth date, whose given name
-        sounds like what was heard, or is what the caller spelled or keyed (``given``): the name over a
-        phone line is the fragile signal, the spelling and the date the robust ones. The same search as
-        ``find_patient`` (surname and birth date), so it loads no record that search would not; the
-        comparison happens here and only refs leave."""
+        """Patients born on that date whose surname is the one the caller spelled aloud, exactly or as a
+        phone line mangles letters (``spelling.spelled_alike``: "OKONKNO" for Okonkwo; an exact spelling
+        of someone wins over near ones), and whose given name sounds like what was heard, or is what the
+        caller spelled or keyed (``given``): the name over a phone line is the fragile signal, the
+        spelling and the date the robust ones. Letters heard are not exact, so the search is by birth
+        date with the first letter heard and those that sound like it as surname prefixes
+        (``family=b,c,d,e,g,p,t,v,z``), name and birthDate only, one page never followed: the same
+        narrowing and the same rule as ``find_patient_keyed``. The comparison happens here; only refs
+        leave."""
         given_ok = given_check(heard_given, given)
-        if given_ok is None:
+        if given_ok is None or not first_letters(family):
             return []
-        return await self._born_with_surname(family, birth_date, given_ok)
+        page = await self._gateway.search(
+            "Patient",
+            [("family", ",".join(first_letters(family))), ("birthdate", birth_date.isoformat())],
+            elements=_IDENTITY_ELEMENTS,
+            count=_KEYED_PAGE,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+        if not page.complete:
+            return []
+        said = normalise_name(family)
+        exact = _born_with(page, birth_date, lambda recorded: normalise_name(recorded) == said, given_ok)
+        if exact:  # a spelling that is exactly someone's is never made ambiguous by a near neighbour
+            return exact
+        return _born_with(page, birth_date, lambda recorded: spelled_alike(family, recorded), given_ok)
 
     async def find_patient_keyed(
         self, *, heard_given: str, keys: str, birth_date: date, given: GivenSpelling | None = None

@@ -85,6 +85,7 @@ QUESTIONS: list[tuple[str, re.Pattern[str]]] = [
     ("name", re.compile(r"first and last name\??$", re.I)),
     ("birth_date", re.compile(r"date of birth", re.I)),
     ("spell", re.compile(r"spell your last name", re.I)),
+    ("spell_given", re.compile(r"your first name, letter by letter", re.I)),
     ("relax", re.compile(r"first available time instead\?$", re.I)),
     ("confirm", re.compile(r"shall i (book it|cancel it|go ahead)\?$", re.I)),
     (
@@ -147,6 +148,8 @@ class CallerSimulator:
             return say_date(p.born, p.date_style)
         if asked == "spell":
             return spell(p.family)
+        if asked == "spell_given":
+            return spell(p.given.split()[0])
         if asked in ("preference",):
             return p.preference
         if asked == "relax":

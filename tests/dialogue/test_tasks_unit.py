@@ -614,7 +614,8 @@ async def test_a_misheard_name_is_recovered_by_its_spelling_and_the_birth_date()
     await task.handle(said(given_name="Shabbanda", family_name="Conquo"), call)
     assert await task.handle(said(birth_date=siobhan.born), call) == Ask(templates.ASK_SPELL_SURNAME)
     spelled = RulesUnderstanding().parse("O K O N K W O", _context(Expectation.FULL_NAME))
-    assert await task.handle(spelled, call) == Done(siobhan.ref, said=templates.VERIFIED)
+    step = await task.handle(spelled, call)
+    assert await first_name(task, call, step, "Siobhan") == Done(siobhan.ref, said=templates.VERIFIED)
 
 
 async def test_the_right_spelling_and_date_with_another_persons_given_name_is_refused() -> None:
@@ -689,6 +690,12 @@ async def _at_spelling(
     return task, call
 
 
+async def first_name(task: VerifyIdentity, call: CallContext, step: object, given: str) -> object:
+    """A misheard surname's spelling is followed by the first name's: spell ``given`` when asked."""
+    assert step == Ask(templates.ASK_SPELL_GIVEN), step
+    return await task.handle(said(given_name=given), call)
+
+
 def test_a_surname_is_keyed_one_press_per_letter_letters_only() -> None:
     assert keypad_digits("Okonkwo") == OKONKWO_KEYS
     assert keypad_digits("O'Brien") == "627436" and keypad_digits("Muñoz") == "68669"
@@ -700,7 +707,8 @@ async def test_a_keyed_surname_verifies_the_misheard_caller() -> None:
     """Heard "Shivon Okonquo"; the date is right and OKONKWO is keyed as 6566596#."""
     clinic = FakeScheduling(people=[ANA, SIOBHAN])
     task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born)
-    assert await task.keyed(OKONKWO_KEYS, call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+    step = await task.keyed(OKONKWO_KEYS, call)  # the surname heard wrong: the first name is spelled too
+    assert await first_name(task, call, step, "Siobhan") == Done(SIOBHAN.ref, said=templates.VERIFIED)
     assert call.failed_attempts == 0
 
 
@@ -708,14 +716,16 @@ async def test_keyed_surname_and_date_with_a_given_name_not_alike_are_refused() 
     task, call = await _at_spelling(
         FakeScheduling(people=[ANA, SIOBHAN]), ("Roberto", "Okonquo"), SIOBHAN.born
     )
-    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.VERIFY_FAILED_RETRY)
+    step = await task.keyed(OKONKWO_KEYS, call)
+    assert await first_name(task, call, step, "Roberto") == Ask(templates.VERIFY_FAILED_RETRY)
     assert call.session.patient is None and call.failed_attempts == 1 and task.state is State.NAME
 
 
 async def test_the_right_keys_with_a_wrong_birth_date_are_refused() -> None:
     wrong = SIOBHAN.born + timedelta(days=1)
     task, call = await _at_spelling(FakeScheduling(people=[ANA, SIOBHAN]), ("Shivon", "Okonquo"), wrong)
-    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.VERIFY_FAILED_RETRY)
+    step = await task.keyed(OKONKWO_KEYS, call)
+    assert await first_name(task, call, step, "Siobhan") == Ask(templates.VERIFY_FAILED_RETRY)
     assert call.failed_attempts == 1
 
 
@@ -731,13 +741,15 @@ async def test_two_surnames_on_the_same_keys_and_date_verify_neither_in_the_usua
     for answer in ("2653", "2654", "spoken"):
         task, call = await _at_spelling(clinic, ("Sam", "Coal"), born)
         if answer == "spoken":
-            replies.append(await task.handle(said(given_name="Kohl"), call))
+            step = await task.handle(said(given_name="Kohl"), call)
         else:
-            replies.append(await task.keyed(answer, call))
+            step = await task.keyed(answer, call)
+        replies.append(await first_name(task, call, step, "Sam"))
         assert call.failed_attempts == 1
     assert replies == [Ask(templates.VERIFY_FAILED_RETRY)] * 3
     task, call = await _at_spelling(clinic, ("Sam", "Coal"), born, number=bold.phone)
-    assert await task.keyed("2653", call) == Done(bold.ref, said=templates.VERIFIED)
+    step = await task.keyed("2653", call)
+    assert await first_name(task, call, step, "Sam") == Done(bold.ref, said=templates.VERIFIED)
 
 
 @pytest.mark.parametrize("keys", ["6566590", "1656659", "65*6659", "6", ""])
@@ -748,7 +760,8 @@ async def test_keys_that_spell_nothing_are_asked_for_again_without_a_lookup(keys
     again = await task.keyed(keys, call)
     assert again == Ask(templates.ASK_SPELL_SURNAME_KEYED_AGAIN, stalled=True)
     assert clinic.lookups == lookups and call.failed_attempts == 0 and task.state is State.SPELL_SURNAME
-    assert await task.keyed(OKONKWO_KEYS, call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+    step = await task.keyed(OKONKWO_KEYS, call)
+    assert await first_name(task, call, step, "Siobhan") == Done(SIOBHAN.ref, said=templates.VERIFIED)
 
 
 async def test_a_locked_name_keyed_is_refused_without_a_lookup_in_the_usual_words() -> None:
@@ -756,7 +769,8 @@ async def test_a_locked_name_keyed_is_refused_without_a_lookup_in_the_usual_word
     gate.failures["Shivon Okonquo"] = 1
     task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born, gate=gate)
     lookups = clinic.lookups
-    assert await task.keyed(OKONKWO_KEYS, call) == Ask(templates.VERIFY_FAILED_RETRY)
+    step = await task.keyed(OKONKWO_KEYS, call)
+    assert await first_name(task, call, step, "Siobhan") == Ask(templates.VERIFY_FAILED_RETRY)
     assert clinic.lookups == lookups and call.failed_attempts == 1
 
 
@@ -851,9 +865,17 @@ async def test_whether_the_first_name_is_asked_depends_on_the_hearing_not_the_re
     assert await task.keyed("7777", call) == Ask(templates.VERIFY_FAILED_RETRY)
 
 
-async def test_a_name_heard_clearly_is_not_asked_for_its_first_name() -> None:
-    """One extra turn only: "Shivon Okonquo" read as a name, its given name compared by sound."""
-    task, call = await _at_spelling(
-        FakeScheduling(people=[ANA, SIOBHAN]), ("Shivon", "Okonquo"), SIOBHAN.born
-    )
+async def test_a_name_heard_clearly_with_its_surname_right_is_not_asked_for_its_first_name() -> None:
+    """One extra turn only: "Shivon Okonkwo" heard, OKONKWO keyed; "Shivon" is compared by sound."""
+    clinic = FakeScheduling(people=[ANA, SIOBHAN])
+    task, call = await _at_spelling(clinic, ("Shivon", "Okonkwo"), SIOBHAN.born)
     assert await task.keyed(OKONKWO_KEYS, call) == Done(SIOBHAN.ref, said=templates.VERIFIED)
+
+
+async def test_a_surname_heard_wrong_brings_the_first_name_spelling_whatever_the_records() -> None:
+    """The surname heard ("Okonquo") is not the one keyed: the given name heard with it is no better, so
+    it is spelled too; the same question whether or not any record has that surname."""
+    for keys in (OKONKWO_KEYS, "99999"):
+        clinic = FakeScheduling(people=[ANA, SIOBHAN])
+        task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born)
+        assert await task.keyed(keys, call) == Ask(templates.ASK_SPELL_GIVEN)

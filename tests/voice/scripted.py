@@ -163,7 +163,10 @@ async def converse(
     """Greeting first; then one caller line per agent turn until the script (or the agent) ends it. A
     ``Script``'s lines are synthesised first, so the caller answers as promptly as a person would."""
     after, ended_speech = time.monotonic(), None  # before synthesis: the greeting is already playing
-    spoken = await asyncio.to_thread(synthesise, answer.lines if isinstance(answer, Script) else [])
+    lines = answer.lines if isinstance(answer, Script) else []
+    # piper's own lines in one run (a process start each would delay the first answer); any other voice
+    # says every line, the pre-synthesised ones too
+    spoken = await asyncio.to_thread(synthesise, lines, None if voice is caller_audio.piper else voice)
     exchanges: list[Exchange] = []
     for _ in range(max_turns):
         try:

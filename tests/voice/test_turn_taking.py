@@ -81,10 +81,8 @@ async def hear(
     models = SpeechModels(Settings()).load()  # process-wide in the product; cheap to load again here
     heard: list[TurnHeard] = []
     transcriber = TurnTranscriber(
-        whisper=models.whisper(),
+        recogniser=models.recogniser(),
         smart_turn=models.smart_turn(),
-        beam_size=1,
-        window_seconds=10,
         max_pause_seconds=MAX_PAUSE,
         on_turn=heard.append,
         analyzer=analyzer,
@@ -117,7 +115,8 @@ async def test_half_an_answer_waits_and_the_caller_finishes_it() -> None:
     heard, judge = await hear(audio, has_year)
     assert len(judge.drafts) >= 2 and not has_year(judge.drafts[0]), judge.drafts
     assert [t.ended_by for t in heard] == ["answer"]
-    assert "march" in judge.turns[0].lower() and has_year(judge.turns[0]), judge.turns
+    first_part = "3rd" in judge.turns[0] or "third" in judge.turns[0].lower()  # "March" may be "Mark"
+    assert first_part and has_year(judge.turns[0]), judge.turns
 
 
 async def test_words_that_are_not_a_whole_answer_wait_for_the_maximum_pause() -> None:

@@ -123,10 +123,8 @@ async def run_voice_call(
                 latency.heard(turn.speech_ended, turn.turn_decided, turn.transcribed, turn.ended_by)
 
             transcriber = TurnTranscriber(
-                whisper=engine.models.whisper(),
+                recogniser=engine.models.recogniser(),
                 smart_turn=engine.models.smart_turn(),
-                beam_size=settings.stt_beam_size,
-                window_seconds=settings.stt_window_seconds,
                 max_pause_seconds=settings.turn_max_pause_seconds,
                 vocabulary=partial(clinic_vocabulary, agent.scheduling),
                 on_turn=heard,

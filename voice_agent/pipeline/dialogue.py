@@ -43,6 +43,7 @@ from voice_agent.pipeline.stt import (
     ContinueTurnFrame,
     ListenForLettersFrame,
     TurnDraftFrame,
+    TurnOpenedFrame,
 )
 from voice_agent.session import CallSession, EndReason, SessionManager
 
@@ -104,6 +105,8 @@ class DialogueProcessor(FrameProcessor):
         self._gather_seconds = gather_seconds
         self._on_transfer = on_transfer
         self._gather: asyncio.Task[None] | None = None
+        self._held: str | None = None  # the first part of an answer, while the rest is awaited
+        self._turns_open = 0  # caller turns begun whose words have not arrived yet
         self._last_words = 0.0
         self._keys: list[str] = []
         self._keys_timer: asyncio.Task[None] | None = None
@@ -121,6 +124,7 @@ class DialogueProcessor(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, CallerTurnFrame):
+            self._turns_open = max(0, self._turns_open - 1)
             self._spawn(self._answer_speech(frame.text.strip()))  # consumed: the words go no further
             return
         if isinstance(frame, TurnDraftFrame):
@@ -133,6 +137,9 @@ class DialogueProcessor(FrameProcessor):
         if isinstance(frame, TransferOutcomeFrame):
             self._spawn(self._transfer_outcome(frame.succeeded))
             return
+        if isinstance(frame, TurnOpenedFrame):
+            self._turns_open += 1
+            return  # consumed: nothing after the dialogue needs it
         if isinstance(frame, UserStartedSpeakingFrame):
             self._sessions.touch(self._session)
             self._prompts = 0
@@ -200,19 +207,30 @@ class DialogueProcessor(FrameProcessor):
         if _is_tail(words) and now - self._last_words < _TAIL_SECONDS:
             return  # "... an appointment, [pause] please": the end of the turn just answered
         self._last_words = now
+        held, self._held = self._held, None
         if self._gather is not None:  # the rest of a held answer arrived (heard together with it)
             self._gather.cancel()
             self._gather = None
+        if held and not words:  # the rest was noise: the part held is the answer
+            words = held
         if words and self._conversation.awaits_more(words):
-            # Half an answer ("July fourteenth ..."): wait for the rest, then hear both parts together.
+            # Half an answer ("July fourteenth ...", "O, K, O ..."): wait for the rest, then hear both
+            # parts together.
             await self.push_frame(ContinueTurnFrame(carry=True), FrameDirection.UPSTREAM)
-            self._gather = self._spawn(self._answer_after_pause(words))
+            self._held = words
+            self._gather = self._spawn(self._answer_after_pause())
             return
         await self._answer_now(words)
 
-    async def _answer_after_pause(self, words: str) -> None:
+    async def _answer_after_pause(self) -> None:
+        """Nothing more came within ``answer_gather_seconds`` of quiet: the part held is the answer. The
+        wait is for the caller's quiet, not the clock's: while a turn of theirs is open (letters spelled on
+        with pauses, each turn waiting out the maximum pause) the part held is not answered alone."""
         await asyncio.sleep(self._gather_seconds)
+        while self._turns_open:  # the caller is saying more: its turn, heard with this part, cancels us
+            await asyncio.sleep(0.1)
         self._gather = None
+        words, self._held = self._held or "", None
         await self.push_frame(ContinueTurnFrame(carry=False), FrameDirection.UPSTREAM)
         await self._answer_now(words)
 
@@ -334,3 +352,4 @@ class DialogueProcessor(FrameProcessor):
 
     def _forget(self) -> None:
         self._keys.clear()
+        self._held = None

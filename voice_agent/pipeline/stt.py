@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -47,6 +47,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voice_agent.pipeline.metrics import EndedBy
+from voice_agent.pipeline.recognisers import Recogniser, WhisperRecogniser
 from voice_agent.privacy import CALLER_SPEECH
 
 if TYPE_CHECKING:
@@ -67,8 +68,14 @@ _TRAILING_SILENCE = bytes(int(0.3 * SAMPLE_RATE) * 2)
 _JOIN_SILENCE = bytes(int(0.2 * SAMPLE_RATE) * 2)
 #: Longest answer carried across turns (a phone number said in four pieces fits easily).
 _MAX_CARRY_BYTES = 20 * SAMPLE_RATE * 2
-#: Segments Whisper itself marks as probably not speech are dropped (noise, breathing, hold music).
-_NO_SPEECH_PROBABILITY = 0.6
+#: What Whisper writes for speech it cannot place, learned from its YouTube training data: on a clinic's
+#: line nobody says these, so the turn is taken as nothing heard (a caller asked for their name whose
+#: answer came back as "Thank you for watching" was otherwise heard saying goodbye, and hung up on).
+_HALLUCINATION = re.compile(
+    r"\b(?:thanks? (?:you )?for watching|see you (?:in the )?next (?:video|time)|(?:like and )?subscribe"
+    r"|subtitles? by|captions? by|amara\.org)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -107,6 +114,13 @@ class AcceptDraftFrame(SystemFrame):
 
 
 @dataclass
+class TurnOpenedFrame(SystemFrame):
+    """Downstream: the caller began a turn; exactly one ``CallerTurnFrame`` will close it. Lets the
+    dialogue tell "quiet" from "still talking" while it holds half an answer (pipecat's own user-turn
+    frames can merge two turns that overlap)."""
+
+
+@dataclass
 class ListenForLettersFrame(SystemFrame):
     """Upstream, from the dialogue: the caller was just asked to spell (``True``) or has moved on.
     Whisper is then primed for letters, which it otherwise hears as words ("O, K" as "okay")."""
@@ -140,6 +154,11 @@ SPELLING = Vocabulary(
 )
 
 
+def whisper_hallucination(text: str) -> bool:
+    """Whether Whisper wrote one of its stock phrases for sound it could not place."""
+    return _HALLUCINATION.search(text) is not None
+
+
 def transcribe(
     model: WhisperModel,
     pcm16: bytes,
@@ -148,21 +167,12 @@ def transcribe(
     vocabulary: Vocabulary = Vocabulary(),
     window_seconds: int = 30,
 ) -> str:
-    """One blocking Whisper pass over 16 kHz mono int16 audio (run it off the event loop)."""
-    audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
-    segments, _ = model.transcribe(
-        audio,
-        language="en",
-        beam_size=beam_size,
-        hotwords=vocabulary.hotwords,
-        initial_prompt=vocabulary.initial_prompt,
-        condition_on_previous_text=False,
-        without_timestamps=True,
-        vad_filter=False,  # Silero already cut the turn
-        chunk_length=window_seconds,
+    """One blocking Whisper pass over 16 kHz mono int16 audio (run it off the event loop), as calls hear
+    it: the tests and benchmarks that hear with the product's own Whisper use this."""
+    text = WhisperRecogniser(model, beam_size=beam_size, window_seconds=window_seconds).transcribe(
+        pcm16, vocabulary=vocabulary
     )
-    # ``segments`` is lazy: decoding happens while it is consumed, so consume it here, in the thread.
-    return " ".join(s.text.strip() for s in segments if s.no_speech_prob < _NO_SPEECH_PROBABILITY).strip()
+    return "" if whisper_hallucination(text) else text
 
 
 class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
@@ -204,20 +214,16 @@ class TurnTranscriber(FrameProcessor):
     def __init__(
         self,
         *,
-        whisper: WhisperModel,
+        recogniser: Recogniser,
         smart_turn: onnxruntime.InferenceSession,
-        beam_size: int,
         max_pause_seconds: float,
-        window_seconds: int = 30,
         vocabulary: Callable[[], Awaitable[Vocabulary]] | None = None,
         on_turn: Callable[[TurnHeard], None] | None = None,
         analyzer: type[SharedSmartTurn] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._whisper = whisper
-        self._beam_size = beam_size
-        self._window = window_seconds
+        self._recogniser = recogniser
         self._analyzer = (analyzer or SharedSmartTurn)(smart_turn, max_pause_seconds=max_pause_seconds)
         self._vocabulary_source = vocabulary
         self._vocabulary = Vocabulary()
@@ -298,6 +304,7 @@ class TurnTranscriber(FrameProcessor):
             self._turn = bytearray(b"".join(self._pre_roll))
             self._pre_roll.clear()
             self._pre_roll_bytes = 0
+            await self.push_frame(TurnOpenedFrame())
             await self.push_frame(ProposedUserStartedSpeakingFrame())
 
     async def _on_speech_stopped(self, frame: VADUserStoppedSpeakingFrame) -> None:
@@ -306,13 +313,20 @@ class TurnTranscriber(FrameProcessor):
         if not self._in_turn:
             return
         # Hear the turn so far while smart-turn judges the pause: whichever way the turn ends from
-        # here (smart-turn, a whole answer, the maximum pause), this pass is its transcript.
+        # here (smart-turn, a whole answer, the maximum pause), this pass is its transcript. The
+        # judgement runs beside the frames, not in their way: a caller who speaks again while the model
+        # thinks (a comma's pause) must be seen to, or the verdict would cut their sentence in two.
         self._pass = _Pass(self._draft, self._spawn(self._hear(self._turn_audio())))
+        self._spawn(self._judge_pause(self._pass))
+
+    async def _judge_pause(self, heard: _Pass) -> None:
         state, _ = await self._analyzer.analyze_end_of_turn()
-        if state is EndOfTurnState.COMPLETE and not self._speaking:
+        if heard.draft != self._draft or self._speaking or not self._in_turn:
+            return  # the caller spoke again while the model judged: the turn goes on
+        if state is EndOfTurnState.COMPLETE:
             await self._finish_turn("smart_turn")
-        elif self._pass is not None and not self._speaking:
-            self._spawn(self._offer_draft(self._pass))
+        else:
+            await self._offer_draft(heard)
 
     def _turn_audio(self) -> bytes:
         return self._carry + _JOIN_SILENCE + bytes(self._turn) if self._carry else bytes(self._turn)
@@ -344,13 +358,11 @@ class TurnTranscriber(FrameProcessor):
         """One Whisper pass over a turn's audio; (text, when it returned). Never raises."""
         try:
             text = await asyncio.to_thread(
-                transcribe,
-                self._whisper,
+                self._recogniser.transcribe,
                 turn + _TRAILING_SILENCE,
-                beam_size=self._beam_size,
                 vocabulary=SPELLING if self._letters else self._vocabulary,
-                window_seconds=self._window,
             )
+            text = "" if whisper_hallucination(text) else text
         except Exception as error:  # a failed pass loses this turn, never the call
             log.warning("speech-to-text failed (%s); the caller is asked to repeat", type(error).__name__)
             text = ""

@@ -9,10 +9,12 @@ spell the record's surname exactly, and a wrong keyed surname fails as a wrong s
 spelling is asked for after every inexact match, whether or not anything was found, so the question
 itself tells the caller nothing; a wrong name or date still never verifies.
 
-A name heard only as ordinary words ("Siobhan Okonkwo" as "your honor, Conquale": the name reader was not
-sure of it) leaves no given name to compare by sound, and mumbling one must not skip the check: so after
-such a name the first name is spelled (or keyed) too, and compared exactly. Whether that second spelling
-is asked depends only on how the name was heard, never on the records.
+The heard given name is only trusted (compared by sound) when the name was heard clearly and the surname
+heard agrees with the one spelled. Otherwise - a name heard only as ordinary words ("Siobhan Okonkwo" as
+"your honor, Conquale"), or a surname heard wrong ("Okonquo" for OKONKWO), whose given name came through
+the same bad line - the first name is spelled or keyed too and compared as the surname is; mumbling
+never skips the check. Whether that second spelling is asked depends only on what the caller said,
+never on the records.
 
 The call's failed attempts are counted on the call (never reset by anything the caller does), and across
 calls by the identity gate; every failure gets the same words at the same attempt, whether no record
@@ -25,6 +27,8 @@ from collections.abc import Sequence
 from datetime import date
 
 from fhir_adapters import GivenSpelling, PatientRef
+from fhir_adapters.keypad import keypad_digits
+from fhir_adapters.spelling import spelled_alike
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.context import CallContext
 from voice_agent.dialogue.keypad import keyed_date, keyed_surname
@@ -163,11 +167,21 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         clearly) the first name's too; then the lookup."""
         if self.state is State.SPELL_SURNAME:
             self._family = (letters, keys)
-            if not self._heard_clearly:
+            if not (self._heard_clearly and self._surname_heard_right(letters, keys)):
                 self.state = State.SPELL_GIVEN
                 return Ask(templates.ASK_SPELL_GIVEN)
             return await self._verify_spelled(call, None)
         return await self._verify_spelled(call, GivenSpelling(letters=letters, keys=keys))
+
+    def _surname_heard_right(self, letters: str | None, keys: str | None) -> bool:
+        """Whether the surname heard agrees with the one spelled or keyed: if it was misheard, the given
+        name, heard in the same breath, is no better, and is spelled too. A comparison of the caller's
+        own words, never of the records, so asking reveals nothing."""
+        assert self._name is not None
+        heard = self._name[1]
+        if keys is not None:
+            return keypad_digits(heard) == keys
+        return letters is not None and spelled_alike(heard, letters) and spelled_alike(letters, heard)
 
     async def _verify_spelled(self, call: CallContext, given: GivenSpelling | None) -> Step[PatientRef]:
         """The surname as spelled or keyed, with the birth date already given (and the first name spelled
