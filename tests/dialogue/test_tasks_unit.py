@@ -879,3 +879,20 @@ async def test_a_surname_heard_wrong_brings_the_first_name_spelling_whatever_the
         clinic = FakeScheduling(people=[ANA, SIOBHAN])
         task, call = await _at_spelling(clinic, ("Shivon", "Okonquo"), SIOBHAN.born)
         assert await task.keyed(keys, call) == Ask(templates.ASK_SPELL_GIVEN)
+
+
+async def test_a_name_heard_as_one_word_twice_goes_on_to_the_spellings() -> None:
+    """ "Xiaobanakanko" (Siobhan Okonkwo run together): asked again once, then taken as heard; the birth
+    date and both spellings find her, instead of the same question until the call gives up."""
+    clinic = FakeScheduling(people=[ANA, SIOBHAN])
+    call, task = context(clinic), VerifyIdentity()
+    one_word = Understood(
+        intent=Intent.PROVIDE_INFO,
+        slots=Slots.model_validate({"given_name": "Xiaobanakanko"}),
+        confidence=0.45,
+    )
+    assert await task.handle(one_word, call) == Ask(templates.ASK_NAME_AGAIN, stalled=True)
+    assert await task.handle(one_word, call) == Ask(templates.ASK_BIRTH_DATE)
+    assert await task.handle(said(birth_date=SIOBHAN.born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    step = await task.keyed(OKONKWO_KEYS, call)
+    assert await first_name(task, call, step, "Siobhan") == Done(SIOBHAN.ref, said=templates.VERIFIED)

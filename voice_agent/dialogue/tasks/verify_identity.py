@@ -60,6 +60,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         self._name: tuple[str, str] | None = None
         self._born: date | None = None
         self._heard_clearly = False  # the name reader was sure of the name: its given name can be compared
+        self._asked_again = False  # the name was asked for again once already
         self._family: tuple[str | None, str | None] = (None, None)  # the surname as (spelled, keyed)
 
     async def start(self, call: CallContext) -> Step[PatientRef]:
@@ -81,11 +82,15 @@ class VerifyIdentity(DialogueTask[PatientRef]):
             if slots.birth_date is None:
                 return Ask(templates.ASK_BIRTH_DATE_AGAIN, stalled=True)
             return await self._verify(slots.birth_date, call)
-        if not slots.given_name or not slots.family_name:
+        heard = slots.given_name or slots.family_name
+        if not (slots.given_name and slots.family_name) and not (heard and self._asked_again):
+            self._asked_again = self.state is State.NAME
             return Ask(templates.ASK_NAME_AGAIN, stalled=True)
-        # a name (again, or corrected at the date question): the last one said is the one checked
-        self._name = (slots.given_name, slots.family_name)
-        self._heard_clearly = answer.confidence >= HIGH
+        # a name (again, or corrected at the date question): the last one said is the one checked. A
+        # name heard as one word twice ("Xiaobanakanko") goes on to the birth date and the spellings
+        # rather than round the same question until the progress limit.
+        self._name = (slots.given_name or "", slots.family_name or heard or "")
+        self._heard_clearly = answer.confidence >= HIGH and bool(slots.given_name and slots.family_name)
         remember_name(f"{slots.given_name} {slots.family_name}")
         if slots.birth_date is not None:
             return await self._verify(slots.birth_date, call)
@@ -210,6 +215,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
 
     async def _failed(self, claimed: dict[str, str | None], call: CallContext) -> Step[PatientRef]:
         self._name = self._born = None
+        self._asked_again = False
         self._family = (None, None)
         if call.gate is not None:
             await call.gate.failed(**claimed)
