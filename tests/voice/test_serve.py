@@ -14,6 +14,7 @@ import websockets
 
 from tests.voice.conftest import VoiceServer
 from voice_agent.audit.events import CallRefusal
+from voice_agent.pipeline.metrics import EndedBy
 
 
 def test_serves_only_over_tls_with_the_configured_certificate(voice_server: VoiceServer) -> None:
@@ -62,6 +63,7 @@ def test_metrics_carry_numbers_and_closed_labels_only(voice_server: VoiceServer)
                     },
                     "probe": {"healthz", "readyz"},
                     "carrier": {"twilio", "telnyx", "plivo", "exotel"},
+                    "by": set(get_args(EndedBy)),  # voice_agent_turn_ends_total
                     "le": None,
                 }
                 assert key in allowed, line

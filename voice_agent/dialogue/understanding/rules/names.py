@@ -223,7 +223,7 @@ _NOT_A_NAME: Final = _words(
     "appointment appointments book booking cancel reschedule schedule doctor dr help speak talk person "
     "human someone somebody operator agent representative repeat again spell spelled time today tomorrow "
     "born birth date dob birthday number phone emergency pain hurt wait what why how who when where "
-    "know remember forgot sorry"
+    "know remember forgot sorry not rather say said yes no"
 )
 
 
