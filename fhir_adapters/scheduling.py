@@ -51,9 +51,9 @@ _SLOT_ELEMENTS = ("schedule", "status", "start", "end", "serviceType")
 _APPOINTMENT_ELEMENTS = ("status", "start", "end", "slot", "participant", "serviceType")
 _SLOT_PAGE = 50
 _IDENTITY_ELEMENTS = ("name", "birthDate")
-#: A keyed-surname search asks for at most this many records (the gateway's ``max_page`` may lower it).
-#: It is never paged: a page that may not hold every candidate verifies nobody (``find_patient_keyed``).
-_KEYED_PAGE = 50
+#: A keyed or spelled surname's search asks for at most this many records (the gateway's ``max_page``
+#: may lower it). It is never paged: a page that may not hold every candidate verifies nobody.
+_CANDIDATE_PAGE = 50
 
 
 class SchedulingError(FhirError):
@@ -261,14 +261,8 @@ class Scheduling:
         given_ok = given_check(heard_given, given)
         if given_ok is None or not first_letters(family):
             return []
-        page = await self._gateway.search(
-            "Patient",
-            [("family", ",".join(first_letters(family))), ("birthdate", birth_date.isoformat())],
-            elements=_IDENTITY_ELEMENTS,
-            count=_KEYED_PAGE,
-            purpose=Purpose.VERIFY_IDENTITY,
-        )
-        if not page.complete:
+        page = await self._born_on_starting_with(first_letters(family), birth_date)
+        if page is None:
             return []
         said = normalise_name(family)
         exact = _born_with(page, birth_date, lambda recorded: normalise_name(recorded) == said, given_ok)
@@ -292,14 +286,8 @@ class Scheduling:
         given_ok = given_check(heard_given, given)
         if given_ok is None or not keys or not set(keys) <= LETTER_KEYS:
             return []
-        page = await self._gateway.search(
-            "Patient",
-            [("family", ",".join(letters_on(keys[0]))), ("birthdate", birth_date.isoformat())],
-            elements=_IDENTITY_ELEMENTS,
-            count=_KEYED_PAGE,
-            purpose=Purpose.VERIFY_IDENTITY,
-        )
-        if not page.complete:
+        page = await self._born_on_starting_with(letters_on(keys[0]), birth_date)
+        if page is None:
             return []
         return _born_with(
             page,
@@ -307,6 +295,19 @@ class Scheduling:
             lambda family: keypad_digits(family) == keys,
             given_ok,
         )
+
+    async def _born_on_starting_with(self, letters: str, birth_date: date) -> Sequence[Any] | None:
+        """The records born that day whose surname starts with one of ``letters`` (name and birthDate
+        only, one page never followed); None when that page may not hold every one of them, since a
+        single match among part of the candidates proves nothing."""
+        page = await self._gateway.search(
+            "Patient",
+            [("family", ",".join(letters)), ("birthdate", birth_date.isoformat())],
+            elements=_IDENTITY_ELEMENTS,
+            count=_CANDIDATE_PAGE,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+        return page if page.complete else None
 
     async def _born_with_surname(
         self, family: str, birth_date: date, given_ok: Callable[[Sequence[str]], bool]

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from voice_agent.session import EndReason
 
-__all__ = ["Reply", "State"]
+__all__ = ["SPELLING_STATES", "Reply", "State"]
 
 
 class State(StrEnum):
@@ -27,6 +27,11 @@ class State(StrEnum):
     CALLBACK_OFFER = "callback_offer"
     CALLBACK_NUMBER = "callback_number"
     ENDED = "ended"
+
+
+#: The questions answered letter by letter (spoken or keyed): transcribed with the alphabet prompt, keys
+#: ended by #.
+SPELLING_STATES = frozenset({State.SPELL_SURNAME, State.SPELL_GIVEN})
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import Conversation
-from voice_agent.dialogue.reply import Reply, State
+from voice_agent.dialogue.reply import SPELLING_STATES, Reply, State
 from voice_agent.pipeline.frames import TransferCallFrame, TransferOutcomeFrame
 from voice_agent.pipeline.metrics import CallLatency
 from voice_agent.pipeline.stt import (
@@ -279,7 +279,7 @@ class DialogueProcessor(FrameProcessor):
         return self._conversation.state is State.BIRTH_DATE
 
     async def _keys_after_pause(self) -> None:
-        spelling = self._conversation.state in (State.SPELL_SURNAME, State.SPELL_GIVEN)
+        spelling = self._conversation.state in SPELLING_STATES
         await asyncio.sleep(_LETTER_KEYS_PAUSE_SECONDS if spelling else self._dtmf_pause)
         self._keys_timer = None
         self._submit_keys()
@@ -301,7 +301,7 @@ class DialogueProcessor(FrameProcessor):
 
     async def _speak(self, reply: Reply) -> None:
         self._sessions.touch(self._session)
-        spelling = self._conversation.state in (State.SPELL_SURNAME, State.SPELL_GIVEN)
+        spelling = self._conversation.state in SPELLING_STATES
         if spelling != self._spelling:  # the next answer is letters, or no longer
             self._spelling = spelling
             await self.push_frame(ListenForLettersFrame(letters=spelling), FrameDirection.UPSTREAM)

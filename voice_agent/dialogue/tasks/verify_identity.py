@@ -32,7 +32,7 @@ from fhir_adapters.spelling import spelled_alike
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.context import CallContext
 from voice_agent.dialogue.keypad import keyed_date, keyed_surname
-from voice_agent.dialogue.reply import State
+from voice_agent.dialogue.reply import SPELLING_STATES, State
 from voice_agent.dialogue.tasks.base import Ask, Closed, DialogueTask, Done, Step
 from voice_agent.dialogue.understanding import Understood, spoken
 from voice_agent.dialogue.understanding.rules.confidence import HIGH
@@ -42,7 +42,6 @@ __all__ = ["MAX_VERIFICATION_ATTEMPTS", "VerifyIdentity", "verification_spent"]
 
 MAX_VERIFICATION_ATTEMPTS = 3
 _NAME_SPLITS = 3
-_SPELLING = frozenset({State.SPELL_SURNAME, State.SPELL_GIVEN})
 
 
 def verification_spent(call: CallContext) -> bool:
@@ -72,7 +71,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         if verification_spent(call):
             return closed()
         slots = answer.slots
-        if self.state in _SPELLING:
+        if self.state in SPELLING_STATES:
             spelled = _spelled(slots.given_name, slots.family_name)
             if spelled is None:
                 return Ask(self._spell_again(), stalled=True)
@@ -98,7 +97,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         return Ask(templates.ASK_BIRTH_DATE)
 
     async def keyed(self, digits: str, call: CallContext) -> Step[PatientRef] | None:
-        if self.state in _SPELLING:
+        if self.state in SPELLING_STATES:
             keys = keyed_surname(digits)
             if keys is None:
                 return Ask(templates.ASK_SPELL_SURNAME_KEYED_AGAIN, stalled=True)
@@ -125,7 +124,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         return False  # a name: whether it is whole is not known from the words alone
 
     def awaits_more(self, words: str, call: CallContext) -> bool:
-        if self.state in _SPELLING:
+        if self.state in SPELLING_STATES:
             # letters come with pauses between them: "O K O ... N K W O" is one answer
             return spoken.spelled_so_far(words)
         if self.state is not State.BIRTH_DATE:
