@@ -70,7 +70,16 @@ from fhir_adapters.keypad import keypad_digits
 from tests.canary import plant_canary
 from tests.voice import caller_audio
 from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.scripted import HEARINGS, Keys, Line, NoAnswer, Slowly, answer_by, hear
+from tests.voice.scripted import (
+    HEARINGS,
+    Keys,
+    Line,
+    NoAnswer,
+    Slowly,
+    answer_by,
+    correcting_read_back,
+    hear,
+)
 from tests.voice.twilio_caller import TwilioCaller
 from voice_agent.pipeline.models import SpeechModels
 from voice_agent.pipeline.stt import Vocabulary, transcribe
@@ -115,7 +124,7 @@ REFUSAL = r"couldn.?t verify|wasn.?t able to verify|not able to verify|unable to
 
 
 def caller_script(given: str, family: str, said: str, born: date) -> Callable[[str], Line | None]:
-    return answer_by(
+    script = answer_by(
         [
             (r"how can i help|help you today|scheduling assistant", OPENING),
             (REFUSAL, None),  # a refusal ends this caller's try
@@ -133,6 +142,7 @@ def caller_script(given: str, family: str, said: str, born: date) -> Callable[[s
             (r"bye\b|for calling", None),
         ]
     )
+    return correcting_read_back(script, born, spoken_birth_date(born))
 
 
 # ---------------------------------------------------------------------------------------------- CPU

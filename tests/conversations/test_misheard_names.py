@@ -14,7 +14,7 @@ from fhir_adapters.keypad import keypad_digits
 from tests.conftest import Sandbox
 from tests.conversations.conftest import Converse, booked
 from tests.conversations.simulator import Persona
-from voice_agent.dialogue import templates
+from voice_agent.dialogue import speech, templates
 from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.reply import Reply
@@ -28,6 +28,11 @@ MISHEARD = [
     ("short-name", "Al Eng"),  # Al Ng
     ("accented", "Jose Munos"),  # José Muñoz
 ]
+
+
+def spelling_questions(said: list[str]) -> list[int]:
+    """Where the agent asked for the surname's spelling (reading back a spoken date of birth or not)."""
+    return [at for at, line in enumerate(said) if line.endswith(templates.SPELL_SURNAME_QUESTION)]
 
 
 @pytest.mark.parametrize(("tag", "heard"), MISHEARD)
@@ -44,7 +49,7 @@ async def test_a_misheard_name_is_recovered_by_spelling_the_surname(
             overrides=[("name", heard)],
         )
     )
-    spelled_at = transcript.agent.index(templates.ASK_SPELL_SURNAME)
+    spelled_at = spelling_questions(transcript.agent)[0]
     then = transcript.agent[spelled_at + 1]
     if then == templates.ASK_SPELL_GIVEN:  # the surname was heard wrong: the first name is spelled too
         then = transcript.agent[spelled_at + 2]
@@ -62,7 +67,7 @@ async def test_the_right_date_and_spelling_with_another_given_name_never_verify(
             given="Roberto", family=real.family, born=real.birth_date, opening="when is my next appointment"
         )
     )
-    assert transcript.agent.count(templates.ASK_SPELL_SURNAME) == 3, transcript.text()
+    assert len(spelling_questions(transcript.agent)) == 3, transcript.text()
     assert not any(line.startswith(templates.VERIFIED) for line in transcript.agent), transcript.text()
     assert not any("appointment with" in line for line in transcript.agent), transcript.text()
 
@@ -95,7 +100,7 @@ async def _at_spelling(agent: Runtime, opening: str) -> Conversation:
     await conversation.respond(opening)
     assert (await conversation.respond("It's Shivon Okonquo")).text == templates.ASK_BIRTH_DATE
     reply = await conversation.respond(f"{KEYED_BORN:%B} {KEYED_BORN.day} {KEYED_BORN.year}")
-    assert reply.text == templates.ASK_SPELL_SURNAME
+    assert reply.text == templates.ASK_SPELL_SURNAME_HEARD_DATE.format(born=speech.birth_date(KEYED_BORN))
     return conversation
 
 
@@ -170,3 +175,28 @@ async def test_a_spelling_of_another_surname_is_refused(agent: Runtime, sandbox:
     reply = await first_name(conversation, await conversation.respond(heard))
     assert reply.text == templates.VERIFY_FAILED_RETRY, reply.text
     assert conversation.session.patient is None and conversation.attempts == 1
+
+
+# ---------------------------------------------------------------- a date of birth misheard on the line
+
+
+async def test_a_misheard_date_read_back_is_corrected_and_the_caller_verified(
+    agent: Runtime, sandbox: Sandbox
+) -> None:
+    """flite's "July 25, 1956" came back from tiny.en as "July 26, 1956": the surname question reads the
+    date back, the caller says it again, and the call goes on verified. The caller heard only their own
+    words before that."""
+    caller = sandbox.clinic.patient("apostrophe")
+    misheard = caller.birth_date.replace(day=caller.birth_date.day % 28 + 1)
+    conversation = conversations(agent)(
+        session=await agent.sessions.start(), understanding=RulesUnderstanding()
+    )
+    await conversation.greet()
+    await conversation.respond("when is my next appointment")
+    await conversation.respond(f"It's {caller.given} {caller.family}")
+    reply = await conversation.respond(f"{misheard:%B} {misheard.day}, {misheard.year}")
+    assert reply.text == templates.ASK_SPELL_SURNAME_HEARD_DATE.format(born=speech.birth_date(misheard))
+    born = caller.birth_date
+    reply = await conversation.respond(f"No, that's wrong. It's {born:%B} {born.day}, {born.year}.")
+    assert reply.text.startswith(templates.VERIFIED), reply.text
+    assert conversation.session.patient is not None

@@ -28,7 +28,7 @@ from fhir_adapters import (
 )
 from fhir_adapters.keypad import keypad_digits
 from fhir_adapters.scheduling import given_check, normalise_name
-from voice_agent.dialogue import templates
+from voice_agent.dialogue import speech, templates
 from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.context import CallContext
 from voice_agent.dialogue.ports import Category
@@ -38,7 +38,12 @@ from voice_agent.dialogue.tasks.choose_appointment import ChooseAppointment
 from voice_agent.dialogue.tasks.collect_callback import CallbackAnswer, CollectCallback
 from voice_agent.dialogue.tasks.confirm import Confirm
 from voice_agent.dialogue.tasks.find_slot import FindSlot, Preferences
-from voice_agent.dialogue.tasks.verify_identity import MAX_VERIFICATION_ATTEMPTS, VerifyIdentity
+from voice_agent.dialogue.tasks.verify_identity import (
+    MAX_VERIFICATION_ATTEMPTS,
+    VerifyIdentity,
+    closed,
+    verification_spent,
+)
 from voice_agent.dialogue.understanding import Expectation, Intent, Slots, UnderstandingContext, Understood
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.session import CallSession
@@ -246,6 +251,11 @@ def context(
     return CallContext(clinic, session(number), ZONE, clock=lambda: NOW, gate=gate)
 
 
+def spell_after(born: date) -> Ask:
+    """The surname question after a spoken date of birth: it reads that date back."""
+    return Ask(templates.ASK_SPELL_SURNAME_HEARD_DATE.format(born=speech.birth_date(born)))
+
+
 def said(**slots: object) -> Understood:
     return Understood(intent=Intent.PROVIDE_INFO, slots=Slots.model_validate(slots), confidence=1.0)
 
@@ -273,8 +283,9 @@ async def test_a_wrong_birth_date_never_verifies_and_the_third_failure_closes_ve
     steps = []
     for wrong in range(MAX_VERIFICATION_ATTEMPTS):
         await task.handle(said(given_name="Ana", family_name="Quispe"), call)
-        spell = await task.handle(said(birth_date=ANA.born + timedelta(days=wrong + 1)), call)
-        assert spell == Ask(templates.ASK_SPELL_SURNAME)
+        wrong_date = ANA.born + timedelta(days=wrong + 1)
+        spell = await task.handle(said(birth_date=wrong_date), call)
+        assert spell == spell_after(wrong_date)
         steps.append(await task.handle(said(given_name="Quispe"), call))  # spelled right, still refused
     assert steps[:-1] == [Ask(templates.VERIFY_FAILED_RETRY)] * (MAX_VERIFICATION_ATTEMPTS - 1)
     assert isinstance(steps[-1], Closed) and steps[-1].category == "verification_failed"
@@ -300,8 +311,8 @@ async def test_no_record_another_birth_date_and_two_records_get_the_same_words()
         task = VerifyIdentity()
         first = await task.handle(said(given_name=given, family_name=family, birth_date=born), call)
         replies.append((first, await task.handle(said(given_name=family), call)))
-    spelled_then_refused = (Ask(templates.ASK_SPELL_SURNAME), Ask(templates.VERIFY_FAILED_RETRY))
-    assert replies == [spelled_then_refused] * 3
+        # the same words whatever was found: only the caller's own date is read back
+        assert replies[-1] == (spell_after(born), Ask(templates.VERIFY_FAILED_RETRY))
 
 
 async def test_the_calling_number_tells_two_records_apart_but_never_verifies_alone() -> None:
@@ -320,7 +331,7 @@ async def test_a_locked_name_is_refused_without_a_lookup_in_the_usual_words() ->
     call = context(clinic, gate=gate)
     task = VerifyIdentity()
     step = await task.handle(said(given_name="Ana", family_name="Quispe", birth_date=ANA.born), call)
-    assert step == Ask(templates.ASK_SPELL_SURNAME)  # as after any inexact match
+    assert step == spell_after(ANA.born)  # as after any inexact match
     assert await task.handle(said(given_name="Quispe"), call) == Ask(templates.VERIFY_FAILED_RETRY)
     assert clinic.lookups == 0 and call.failed_attempts == 1
 
@@ -612,7 +623,7 @@ async def test_a_misheard_name_is_recovered_by_its_spelling_and_the_birth_date()
     call = context(FakeScheduling(people=[ANA, siobhan]))
     task = VerifyIdentity()
     await task.handle(said(given_name="Shabbanda", family_name="Conquo"), call)
-    assert await task.handle(said(birth_date=siobhan.born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    assert await task.handle(said(birth_date=siobhan.born), call) == spell_after(siobhan.born)
     spelled = RulesUnderstanding().parse("O K O N K W O", _context(Expectation.FULL_NAME))
     step = await task.handle(spelled, call)
     assert await first_name(task, call, step, "Siobhan") == Done(siobhan.ref, said=templates.VERIFIED)
@@ -686,7 +697,7 @@ async def _at_spelling(
     call = context(clinic, number=number, gate=gate)
     task = VerifyIdentity()
     await task.handle(said(given_name=heard[0], family_name=heard[1]), call)
-    assert await task.handle(said(birth_date=born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    assert await task.handle(said(birth_date=born), call) == spell_after(born)
     return task, call
 
 
@@ -829,7 +840,7 @@ async def _unsure_at_spelling(clinic: FakeScheduling, born: date) -> tuple[Verif
     call = context(clinic)
     task = VerifyIdentity()
     await task.handle(heard_unsure("Your Honor", "Conquale"), call)
-    assert await task.handle(said(birth_date=born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    assert await task.handle(said(birth_date=born), call) == spell_after(born)
     return task, call
 
 
@@ -893,6 +904,54 @@ async def test_a_name_heard_as_one_word_twice_goes_on_to_the_spellings() -> None
     )
     assert await task.handle(one_word, call) == Ask(templates.ASK_NAME_AGAIN, stalled=True)
     assert await task.handle(one_word, call) == Ask(templates.ASK_BIRTH_DATE)
-    assert await task.handle(said(birth_date=SIOBHAN.born), call) == Ask(templates.ASK_SPELL_SURNAME)
+    assert await task.handle(said(birth_date=SIOBHAN.born), call) == spell_after(SIOBHAN.born)
     step = await task.keyed(OKONKWO_KEYS, call)
     assert await first_name(task, call, step, "Siobhan") == Done(SIOBHAN.ref, said=templates.VERIFIED)
+
+
+# ------------------------------------------------------- a spoken date of birth read back, and corrected
+
+
+async def test_a_misheard_date_read_back_and_corrected_verifies_at_the_cost_of_one_try() -> None:
+    """The line turned "July 25th" into "26th": the surname question reads back the date heard, the
+    caller says the right one, and with the name right that is enough. The misheard date was a try."""
+    clinic, gate = FakeScheduling(), FakeGate()
+    call = context(clinic, gate=gate)
+    task = VerifyIdentity()
+    misheard = ANA.born + timedelta(days=1)
+    await task.handle(said(given_name="Ana", family_name="Quispe"), call)
+    assert await task.handle(said(birth_date=misheard), call) == spell_after(misheard)
+    correction = RulesUnderstanding().parse(
+        f"No, it's {ANA.born:%B} {ANA.born.day}, {ANA.born.year}.", _context(Expectation.FULL_NAME)
+    )
+    assert correction.slots.birth_date == ANA.born
+    assert await task.handle(correction, call) == Done(ANA.ref, said=templates.VERIFIED)
+    assert call.failed_attempts == 1 and gate.failures["Ana Quispe"] == 1
+
+
+async def test_corrections_are_no_free_guesses_at_the_date() -> None:
+    """A caller with the right name who "corrects" the date again and again: every date after the first
+    counts as a failed try, and the call's tries end verification as wrong dates always did."""
+    clinic = FakeScheduling()
+    call = context(clinic)
+    task = VerifyIdentity()
+    await task.handle(said(given_name="Ana", family_name="Quispe"), call)
+    guess = ANA.born + timedelta(days=40)
+    step = await task.handle(said(birth_date=guess), call)
+    for _ in range(MAX_VERIFICATION_ATTEMPTS):
+        assert step == spell_after(guess)
+        guess += timedelta(days=1)
+        step = await task.handle(said(birth_date=guess), call)
+    assert step == closed()
+    assert clinic.lookups == MAX_VERIFICATION_ATTEMPTS  # no more dates looked up than without corrections
+    assert verification_spent(call)
+
+
+async def test_a_keyed_date_is_not_read_back() -> None:
+    """Keys are heard exactly: nothing to confirm, and nothing said aloud that was only keyed."""
+    call = context(FakeScheduling())
+    task = VerifyIdentity()
+    await task.handle(said(given_name="Shabbanda", family_name="Conquo"), call)
+    assert await task.keyed(SIOBHAN.born.strftime("%m%d%Y"), call) == Ask(templates.ASK_SPELL_SURNAME)
+    late = await task.handle(said(birth_date=SIOBHAN.born + timedelta(days=1)), call)
+    assert late == Ask(templates.ASK_SPELL_SURNAME_AGAIN, stalled=True)  # not a correction: no date heard

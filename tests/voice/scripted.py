@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from tests.conftest import Sandbox
 from tests.voice import caller_audio
 from tests.voice.twilio_caller import TwilioCaller
+from voice_agent.dialogue.understanding import spoken
 from voice_agent.pipeline.stt import Vocabulary, transcribe
 from voice_agent.sandbox.clinic import SyntheticPatient
 
@@ -86,6 +88,28 @@ class Script:
 
 def answer_by(rules: Sequence[Rule]) -> Script:
     return Script(tuple(rules))
+
+
+#: The agent reading back a spoken date of birth before the surname question ("I heard July 26th, 1956.").
+_READ_BACK = re.compile(r"\bI heard (?P<date>.+?)[.,!?]*\s+(?:Could|Can|Would) you spell", re.IGNORECASE)
+
+
+def correcting_read_back(
+    script: Callable[[str], Line | None], born: date, said: str
+) -> Callable[[str], Line | None]:
+    """``script``, with the caller a person would be: when the agent reads back a date of birth that is
+    not theirs (the line misheard it), they say theirs again (``said``) before anything else."""
+
+    def answer(heard: str) -> Line | None:
+        read_back = _READ_BACK.search(heard)
+        if read_back is not None:
+            text = spoken.spoken_numbers(spoken.fold(read_back["date"]))
+            heard_date, _ = spoken.parse_birth_date(text, date.today())
+            if heard_date is not None and heard_date != born:
+                return f"No, it's {said}"
+        return script(heard)
+
+    return answer
 
 
 class NoAnswer(AssertionError):

@@ -22,7 +22,7 @@ from tests.canary import plant_canary
 from tests.conftest import Sandbox
 from tests.voice import caller_audio
 from tests.voice.conftest import VoiceServer
-from tests.voice.scripted import Exchange, Keys, Line, answer_by, converse
+from tests.voice.scripted import Exchange, Keys, Line, answer_by, converse, correcting_read_back
 from tests.voice.twilio_caller import TwilioCaller
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
 
@@ -45,7 +45,7 @@ def booking_script(
     def spelling(name: str) -> Line:
         return Keys(keypad_digits(name) + "#") if keyed else ", ".join(name.upper())
 
-    return answer_by(
+    script = answer_by(
         [
             (r"how can i help|help you today|scheduling assistant", "I'd like to book an appointment."),
             (r"couldn't verify|verify those", None),  # a refusal ends this caller's try
@@ -63,6 +63,7 @@ def booking_script(
             (r"bye\b|for calling the clinic\W*$", None),
         ]
     )
+    return correcting_read_back(script, born, spoken_date(born))
 
 
 async def call(

@@ -142,23 +142,27 @@ class Keyring:
         except (InvalidTag, ValueError):
             raise DecryptionError("the GCM tag does not verify (altered record or wrong key)") from None
 
-    def mac(self, message: bytes, key_id: str | None = None) -> str:
-        """HMAC-SHA256 (hex) under a subkey derived from ``key_id`` (default: the active key)."""
-        return hmac.new(self._mac_key(key_id or self.active_id), message, sha256).hexdigest()
+    def mac(self, message: bytes, key_id: str | None = None, *, purpose: str = "audit") -> str:
+        """HMAC-SHA256 (hex) under a subkey derived from ``key_id`` (default: the active key) for one
+        ``purpose``, so a tag made for one kind of record (a session token, a staff row, a checkpoint)
+        is never valid for another."""
+        return hmac.new(self._mac_key(key_id or self.active_id, purpose), message, sha256).hexdigest()
 
-    def check_mac(self, message: bytes, key_id: str, tag: str) -> bool:
+    def check_mac(self, message: bytes, key_id: str, tag: str, *, purpose: str = "audit") -> bool:
         if key_id not in self.keys:
             return False
-        return hmac.compare_digest(self.mac(message, key_id), tag)
+        return hmac.compare_digest(self.mac(message, key_id, purpose=purpose), tag)
 
-    def _mac_key(self, key_id: str) -> bytes:
-        """A separate key for MACs (HKDF), so the AES key is used for one purpose only."""
-        derived = self._mac_keys.get(key_id)
+    def _mac_key(self, key_id: str, purpose: str) -> bytes:
+        """A separate key per purpose (HKDF), so the AES key is used for one purpose only. ``audit``
+        keeps the info string the trail's head was first MACed under."""
+        derived = self._mac_keys.get(f"{key_id}|{purpose}")
         if derived is None:
-            derived = HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=None, info=b"voice-agent audit mac v1"
-            ).derive(self.keys[key_id])
-            self._mac_keys[key_id] = derived
+            info = f"voice-agent {purpose} mac v1".encode()
+            derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
+                self.keys[key_id]
+            )
+            self._mac_keys[f"{key_id}|{purpose}"] = derived
         return derived
 
 

@@ -19,6 +19,12 @@ def ordinal(day: int) -> str:
     return f"{day}{suffix}"
 
 
+def birth_date(born: date) -> str:
+    """ "July 25th, 1956": a caller's own date of birth read back to them, month named so that no
+    day-month order is assumed."""
+    return f"{born:%B} {ordinal(born.day)}, {born.year}"
+
+
 def clock(moment: datetime) -> str:
     """ "9 AM", "10:30 AM", "noon": what a receptionist would say."""
     if moment.hour == 12 and moment.minute == 0:

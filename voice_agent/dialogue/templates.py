@@ -31,10 +31,15 @@ VERIFIED = "Thank you, you're verified."
 # Asked whenever name and date did not match one record exactly, whatever was or was not found: the
 # spelling is the robust signal a misheard name lacks, and asking every time tells the caller nothing.
 # It may be keyed too (one press per letter, T9-style): a keypad is heard exactly where a name is not.
-ASK_SPELL_SURNAME = (
-    "Thank you. Could you spell your last name for me, letter by letter? "
+SPELL_SURNAME_QUESTION = (
+    "Could you spell your last name for me, letter by letter? "
     "Or key it in on your keypad, one press per letter, then press pound."
 )
+ASK_SPELL_SURNAME = f"Thank you. {SPELL_SURNAME_QUESTION}"
+# The same question after a spoken date of birth, which it reads back: a date misheard on the line
+# ("July 25" as "July 26") would otherwise fail the whole attempt in silence. The caller hears only what
+# they said, never anything from the records; a correction ("No, July 25th") is taken at this question.
+ASK_SPELL_SURNAME_HEARD_DATE = "Thank you. I heard {born}. " + SPELL_SURNAME_QUESTION
 ASK_SPELL_SURNAME_AGAIN = "Sorry, I didn't get that. Could you spell your last name, one letter at a time?"
 # After a name heard only as ordinary words: its first name is compared by spelling too (never skipped).
 ASK_SPELL_GIVEN = (

@@ -29,7 +29,7 @@ from datetime import date
 from fhir_adapters import GivenSpelling, PatientRef
 from fhir_adapters.keypad import keypad_digits
 from fhir_adapters.spelling import spelled_alike
-from voice_agent.dialogue import templates
+from voice_agent.dialogue import speech, templates
 from voice_agent.dialogue.context import CallContext
 from voice_agent.dialogue.keypad import keyed_date, keyed_surname
 from voice_agent.dialogue.reply import SPELLING_STATES, State
@@ -61,6 +61,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         self._heard_clearly = False  # the name reader was sure of the name: its given name can be compared
         self._asked_again = False  # the name was asked for again once already
         self._family: tuple[str | None, str | None] = (None, None)  # the surname as (spelled, keyed)
+        self._born_spoken = False  # the date was heard, not keyed: it is read back, and may be corrected
 
     async def start(self, call: CallContext) -> Step[PatientRef]:
         if verification_spent(call):
@@ -73,6 +74,10 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         slots = answer.slots
         if self.state in SPELLING_STATES:
             spelled = _spelled(slots.given_name, slots.family_name)
+            if spelled is None and slots.birth_date is not None and self._correctable():
+                # "No, July 25th": the date read back was misheard; the new one is looked up as the first
+                # was (and the first counts as a failed try, so a correction is no free guess)
+                return await self._verify(slots.birth_date, call, spoken=True)
             if spelled is None:
                 return Ask(self._spell_again(), stalled=True)
             remember_name(spelled)  # scrubbed from this call's log lines, as the heard name is
@@ -80,7 +85,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         if self.state is State.BIRTH_DATE and not (slots.given_name and slots.family_name):
             if slots.birth_date is None:
                 return Ask(templates.ASK_BIRTH_DATE_AGAIN, stalled=True)
-            return await self._verify(slots.birth_date, call)
+            return await self._verify(slots.birth_date, call, spoken=True)
         heard = slots.given_name or slots.family_name
         if not (slots.given_name and slots.family_name) and not (heard and self._asked_again):
             self._asked_again = self.state is State.NAME
@@ -92,7 +97,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         self._heard_clearly = answer.confidence >= HIGH and bool(slots.given_name and slots.family_name)
         remember_name(f"{slots.given_name} {slots.family_name}")
         if slots.birth_date is not None:
-            return await self._verify(slots.birth_date, call)
+            return await self._verify(slots.birth_date, call, spoken=True)
         self.state = State.BIRTH_DATE
         return Ask(templates.ASK_BIRTH_DATE)
 
@@ -140,9 +145,21 @@ class VerifyIdentity(DialogueTask[PatientRef]):
             "source": call.session.source,
         }
 
-    async def _verify(self, born: date, call: CallContext) -> Step[PatientRef]:
+    def _correctable(self) -> bool:
+        """A spoken date was read back with the surname question, and nothing is spelled yet."""
+        return self.state is State.SPELL_SURNAME and self._born_spoken and self._family == (None, None)
+
+    async def _verify(self, born: date, call: CallContext, *, spoken: bool = False) -> Step[PatientRef]:
         claimed = self._claimed(call)
         assert self._name is not None
+        if self._born is not None and born != self._born:
+            # another date after one that matched nobody (a correction, or the date again after a "no"):
+            # the first was a try, counted as any failed one is, without saying so
+            if call.gate is not None:
+                await call.gate.failed(**claimed)
+            call.failed_attempts += 1
+            if call.failed_attempts >= MAX_VERIFICATION_ATTEMPTS:
+                return await self._failed(claimed, call, counted=True)
         found: list[PatientRef] = []
         if call.gate is None or not await call.gate.locked(**claimed):  # locked: no lookup at all
             for given, family in name_splits(*self._name):
@@ -155,8 +172,11 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         if len(found) == 1:
             self._name = None
             return Done(found[0], said=templates.VERIFIED)
-        # Not one exact match (none, several, or locked): the spelling, asked for in every case alike.
-        self._born, self.state = born, State.SPELL_SURNAME
+        # Not one exact match (none, several, or locked): the spelling, asked for in every case alike,
+        # with a spoken date read back (what the caller said, never what a record holds).
+        self._born, self._born_spoken, self.state = born, spoken, State.SPELL_SURNAME
+        if spoken:
+            return Ask(templates.ASK_SPELL_SURNAME_HEARD_DATE.format(born=speech.birth_date(born)))
         return Ask(templates.ASK_SPELL_SURNAME)
 
     def _spell_again(self) -> str:
@@ -212,13 +232,16 @@ class VerifyIdentity(DialogueTask[PatientRef]):
             return Done(found[0], said=templates.VERIFIED)
         return await self._failed(claimed, call)
 
-    async def _failed(self, claimed: dict[str, str | None], call: CallContext) -> Step[PatientRef]:
+    async def _failed(
+        self, claimed: dict[str, str | None], call: CallContext, *, counted: bool = False
+    ) -> Step[PatientRef]:
         self._name = self._born = None
-        self._asked_again = False
+        self._asked_again = self._born_spoken = False
         self._family = (None, None)
-        if call.gate is not None:
-            await call.gate.failed(**claimed)
-        call.failed_attempts += 1
+        if not counted:
+            if call.gate is not None:
+                await call.gate.failed(**claimed)
+            call.failed_attempts += 1
         if call.failed_attempts >= MAX_VERIFICATION_ATTEMPTS:
             return closed()
         self.state = State.NAME

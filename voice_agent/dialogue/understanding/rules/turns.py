@@ -33,6 +33,10 @@ def _name_turn(t: _Text, ctx: UnderstandingContext, cues: _Cues) -> Understood:
         whole = (name.given and name.family) or name.spelled  # a spelling is a whole answer, sure
         confidence = (HIGH if name.clean else MEDIUM) if whole else 0.45
         return _understood(Intent.PROVIDE_INFO, confidence, slots)
+    if birth is None and not (cues.human or cues.repeat):
+        birth, _ = parse_birth_date(t.num, ctx.now.date())
+    if birth is not None:  # a date and no name: a date read back corrected ("No, July 25th, 1956")
+        return _understood(Intent.PROVIDE_INFO, HIGH, {"birth_date": birth})
     if cues.human:
         return _understood(Intent.HUMAN, HIGH)
     if cues.repeat:
