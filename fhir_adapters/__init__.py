@@ -14,7 +14,16 @@ from .errors import (
     FhirRejected,
     FhirUnavailable,
 )
-from .gateway import AccessRecord, AccessRecorder, Created, FhirGateway, Purpose, SearchPage, Versioned
+from .gateway import (
+    OUTSIDE_CRITERIA,
+    AccessRecord,
+    AccessRecorder,
+    Created,
+    FhirGateway,
+    Purpose,
+    SearchPage,
+    Versioned,
+)
 from .models import (
     AFTERNOON,
     EVENING,
@@ -45,6 +54,7 @@ __all__ = [
     "ALLOWED",
     "EVENING",
     "MORNING",
+    "OUTSIDE_CRITERIA",
     "AccessRecord",
     "AccessRecorder",
     "AppointmentInfo",

@@ -1,4 +1,5 @@
-"""The one door to FHIR: scope checks, fewest elements, strict handling, typed errors, access records.
+"""The one door to FHIR: scope checks, fewest elements, strict handling, result checks, typed errors,
+access records.
 
 Every call names a purpose and is reported to an ``AccessRecorder`` (the audit trail), whether it
 succeeded, failed, or was refused before reaching the network.
@@ -10,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from fhirclient.models.schedule import Schedule
 from fhirclient.models.slot import Slot
 
 from . import scope
+from .criteria import compile_criteria, elements_checked
 from .errors import (
     FhirAuthenticationError,
     FhirConflict,
@@ -54,6 +57,8 @@ _LOCATION_ID = re.compile(
 )
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _STRICT = "handling=strict"
+#: The ``error`` of the access record that lists search results dropped for failing their criteria.
+OUTSIDE_CRITERIA = "FhirResultOutsideCriteria"
 
 
 class Purpose(StrEnum):
@@ -76,7 +81,8 @@ Outcome = Literal["success", "denied", "not-found", "conflict", "failure"]
 
 @dataclass(frozen=True)
 class AccessRecord:
-    """What the audit trail learns of one gateway call: types, ids, action, outcome. No content."""
+    """What the audit trail learns of one gateway call: types, ids, action, outcome. No content. A search
+    whose answer held results outside its criteria writes a second one listing them (``OUTSIDE_CRITERIA``)."""
 
     resource_type: str
     interaction: Interaction
@@ -106,7 +112,8 @@ class Versioned:
 
 class SearchPage(list[Any]):
     """One page of search results (a list of parsed resources), and whether it holds every match
-    (``_complete``): a caller that must not miss a match checks ``complete``."""
+    (``_complete``, judged on what the server sent, before results outside the criteria were dropped): a
+    caller that must not miss a match checks ``complete``."""
 
     def __init__(self, resources: Iterable[Any], *, complete: bool) -> None:
         super().__init__(resources)
@@ -225,7 +232,7 @@ class FhirGateway:
         seconds would bury the trail); it retries nothing, so a probe fails fast."""
         try:
             response = await self._client.get("metadata", params=[("_summary", "true")])
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, ssl.SSLError) as exc:
             raise classify(exc, resource_type="CapabilityStatement") from None
         if not response.is_success:
             raise _status_error(response.status_code, "CapabilityStatement")
@@ -247,24 +254,35 @@ class FhirGateway:
         purpose: Purpose,
         sort: str | None = None,
     ) -> SearchPage:
-        """POST ``[type]/_search``: the criteria travel in the body, so names and birth dates never
-        appear in a URL (and so never in the FHIR server's or a proxy's access log). One page of at
-        most ``count`` (and ``max_page``) resources, which says whether it holds every match; further
-        pages are never fetched, since a server's ``next`` link repeats the criteria in its URL."""
+        """POST ``[type]/_search`` with every parameter in the form body: names and birth dates never
+        appear in a URL (and so never in the FHIR server's or a proxy's access log), and servers that
+        read only the body (Medplum) still get ``_count`` and ``_sort``. One page of at most ``count``
+        (and ``max_page``) resources, which says whether it holds every match; further pages are never
+        fetched, since a server's ``next`` link repeats the criteria in its URL.
+
+        Each result is checked against the criteria (``criteria.compile_criteria``): one the server
+        should not have sent (another type, a Slot of another schedule, more than the page asked for) is
+        dropped, and the drop is recorded as a second access record of its own (outcome ``denied``, error
+        ``FhirResultOutsideCriteria``, the withheld ids), so a server that ignores a parameter shows in
+        the trail instead of reaching a caller."""
+        dropped: list[str] = []
         async with self._recording(resource_type, Interaction.SEARCH, purpose) as ids:
             scope.check_search(resource_type, criteria)
-            wanted = scope.elements_for(resource_type, elements)
+            checks = compile_criteria(resource_type, criteria)
+            wanted = scope.elements_for(
+                resource_type, [*elements, *elements_checked(resource_type, criteria)]
+            )
             page_size = max(1, min(count, self._max_page))
-            params = [("_elements", ",".join(wanted)), ("_count", str(page_size))]
+            form = [*criteria, ("_elements", ",".join(wanted)), ("_count", str(page_size))]
             if sort:
-                params.append(("_sort", sort))
+                form.append(("_sort", sort))
             response = await self._send(
                 "POST",
                 f"{resource_type}/_search",
                 resource_type,
-                params=params,
+                params=[],
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
-                content=urlencode(list(criteria)).encode(),
+                content=urlencode(form).encode(),
                 idempotent=True,
             )
             bundle = self._json(response, resource_type)
@@ -273,15 +291,41 @@ class FhirGateway:
                     "FHIR answered a search with something other than a searchset.",
                     resource_type=resource_type,
                 )
-            resources = []
+            entries = []
             for entry in bundle.get("entry") or []:
                 if not isinstance(entry, dict):
                     raise FhirInvalidResponse(resource_type=resource_type)
-                if (entry.get("search") or {}).get("mode") == "outcome":
-                    continue
-                resources.append(self._parse(entry.get("resource"), resource_type, wanted))
+                if (entry.get("search") or {}).get("mode") != "outcome":
+                    entries.append(entry.get("resource"))
+            resources = []
+            for position, body in enumerate(entries):
+                if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+                    dropped.append("")  # another type: its id names nothing of this type
+                elif position >= page_size:  # past what was asked for: withheld unread
+                    rid = body.get("id")
+                    dropped.append(rid if isinstance(rid, str) and _ID.fullmatch(rid) else "")
+                elif checks.admits(body):
+                    resources.append(self._parse(body, resource_type, wanted))
+                else:
+                    dropped.append(self._parse(body, resource_type, wanted).id)
             ids.extend(r.id for r in resources)
-            return SearchPage(resources, complete=_complete(bundle, len(resources), page_size))
+            status = response.status_code
+        if dropped:
+            log.warning(
+                "FHIR %s search: %d result(s) outside its criteria dropped", resource_type, len(dropped)
+            )
+            await self._recorder.record(
+                AccessRecord(
+                    resource_type,
+                    Interaction.SEARCH,
+                    purpose,
+                    "denied",
+                    tuple(i for i in dropped if i),
+                    status,
+                    OUTSIDE_CRITERIA,
+                )
+            )
+        return SearchPage(resources, complete=_complete(bundle, len(entries), page_size))
 
     async def read(
         self, resource_type: str, resource_id: str, *, elements: Sequence[str], purpose: Purpose
@@ -395,7 +439,7 @@ class FhirGateway:
                 response = await self._client.request(
                     method, url, params=list(params), headers=request_headers, content=content
                 )
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, ssl.SSLError) as exc:  # a TLS alert can surface unwrapped
                 error = classify(exc, resource_type=resource_type)
                 if isinstance(error, FhirUnavailable) and not last:
                     await asyncio.sleep(self._backoff * 2**attempt)

@@ -422,8 +422,9 @@ class Scheduling:
             criteria.append(("service-type", visit_type.token))
         # Walk forward in growing windows (1, 1, 2, 4, 7, 14... days) rather than asking the server to sort
         # the whole horizon: each answer stays small, and servers without an index on Slot.start (the
-        # sandbox's sort costs ~0.5 s) or without _sort at all are still fast. A full page means the window
-        # may be truncated, so only then is that window asked again sorted.
+        # sandbox's sort costs ~0.5 s) or without _sort at all are still fast. A page that may not hold every
+        # match (full, or the server says there is more) means the window may be truncated, so only then is
+        # that window asked again sorted.
         offers: list[SlotOffer] = []
         window_start, days = start, 1
         while window_start < end and len(offers) < limit:
@@ -436,7 +437,7 @@ class Scheduling:
             page = await self._gateway.search(
                 "Slot", window, elements=_SLOT_ELEMENTS, count=_SLOT_PAGE, purpose=Purpose.FIND_SLOTS
             )
-            if len(page) >= _SLOT_PAGE:
+            if not page.complete:  # judged on what the server sent, before any result was dropped
                 page = await self._gateway.search(
                     "Slot",
                     window,

@@ -82,7 +82,7 @@ def _ssl_reason(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ssl.SSLError):
-            return str(current.reason or current.__class__.__name__)
+            return str(getattr(current, "reason", None) or current)
         text = str(current)
         for marker in ("SSL", "TLS", "tlsv1", "sslv3"):
             if marker in text:
@@ -91,8 +91,11 @@ def _ssl_reason(exc: BaseException) -> str | None:
     return None
 
 
-def classify(exc: httpx.TransportError, *, resource_type: str | None) -> FhirError:
-    """Map a transport failure to a typed, PHI-free error (never chained to the original)."""
+def classify(exc: httpx.TransportError | ssl.SSLError, *, resource_type: str | None) -> FhirError:
+    """Map a transport failure to a typed, PHI-free error (never chained to the original). A TLS alert
+    the server sends after the handshake (TLS 1.3's "certificate required", from a server that refuses
+    the agent's certificate with a proper alert, as Node's does) reaches httpx's caller unwrapped, as an
+    ``ssl.SSLError``: it is an authentication failure like the others."""
     reason = _ssl_reason(exc)
     if reason is not None and any(key in reason.upper() for key in _TLS_AUTH_REASONS):
         return FhirAuthenticationError(resource_type=resource_type)

@@ -1,13 +1,15 @@
-"""Fault injection at the wire: a wrapper around the REAL mutual-TLS transport to the real sandbox.
+"""Fault injection at the wire: wrappers around the REAL mutual-TLS transport to the real sandbox.
 
-It lets tests drop or corrupt one chosen exchange (a dropped connection mid-write, a garbled body) while
-every other request goes to the server untouched. Nothing here fakes FHIR behaviour.
+They let tests drop or corrupt one chosen exchange (a dropped connection mid-write, a garbled body), or
+take one search parameter out before the server sees it, while every other request goes to the server
+untouched. Nothing here fakes FHIR behaviour: every answer is the real server's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -65,3 +67,29 @@ class FaultyTransport(httpx.AsyncBaseTransport):
 
 def matches(method: str, path_part: str) -> Rule:
     return lambda request: request.method == method and path_part in request.url.path
+
+
+@dataclass
+class IgnoredParameter(httpx.AsyncBaseTransport):
+    """A server that ignores one search parameter, made from a real one: the parameter is taken out of
+    every form-encoded search of ``resource_type`` before it reaches the server, which then answers as if
+    it had never been asked (the way a server that does not know the parameter answers). ``removed``
+    counts the searches it changed."""
+
+    inner: httpx.AsyncBaseTransport
+    resource_type: str
+    parameter: str
+    removed: int = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith(f"/{self.resource_type}/_search"):
+            form = parse_qsl((await request.aread()).decode(), keep_blank_values=True)
+            kept = [(name, value) for name, value in form if name != self.parameter]
+            if len(kept) < len(form):
+                self.removed += 1
+                headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+                request = httpx.Request(request.method, request.url, headers=headers, content=urlencode(kept))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.real_parts import report_absent
+
 RUN_AS = "postgres"
 
 
@@ -171,7 +173,7 @@ def postgres_server_fixture(scope: Any = "session") -> Callable[..., Iterator[Po
     def postgres_server() -> Iterator[PostgresServer]:
         bindir = find_bindir()
         if bindir is None:
-            pytest.skip("no PostgreSQL binaries (install the postgresql package)")
+            report_absent("postgresql")
         with running_postgres(bindir) as server:
             yield server
 

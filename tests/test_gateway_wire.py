@@ -5,16 +5,38 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import pytest
 
-from fhir_adapters import FhirInvalidResponse, FhirUnavailable, PatientRef, Purpose
+from fhir_adapters import (
+    OUTSIDE_CRITERIA,
+    AccessRecord,
+    FhirInvalidResponse,
+    FhirUnavailable,
+    PatientRef,
+    Purpose,
+)
 from tests.conftest import Sandbox
 from tests.faults import FaultyTransport, matches, real_transport
 from voice_agent import wiring
 
+
+@pytest.fixture
+def sandbox(fhir_engine: Sandbox) -> Sandbox:
+    """Every test here runs on each FHIR engine: the sekmet sandbox and Medplum's."""
+    return fhir_engine
+
+
 REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<target>/fhir/\S+) HTTP/1\.1"')
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[AccessRecord] = []
+
+    async def record(self, access: AccessRecord) -> None:
+        self.records.append(access)
 
 
 async def exercise_every_operation(sandbox: Sandbox, wire: FaultyTransport) -> None:
@@ -34,17 +56,28 @@ async def exercise_every_operation(sandbox: Sandbox, wire: FaultyTransport) -> N
 
 
 async def test_every_request_asks_for_the_fewest_elements_as_the_server_saw_it(sandbox: Sandbox) -> None:
+    """Reads and writes name ``_elements`` in the URL the server logged; a search names nothing there at
+    all: its criteria, ``_elements`` and ``_count`` all travel in the form body (which some servers, like
+    Medplum, read alone)."""
     before = sandbox.log_position()
-    await exercise_every_operation(sandbox, FaultyTransport(real_transport(sandbox.settings)))
+    wire = FaultyTransport(real_transport(sandbox.settings))
+    await exercise_every_operation(sandbox, wire)
     lines = [m for m in (REQUEST_LINE.search(line) for line in sandbox.log_since(before)) if m]
     assert len(lines) >= 15
     methods = {m["method"] for m in lines}
     assert methods == {"GET", "POST", "PATCH"}
     for line in lines:
-        query = parse_qs(urlsplit(line["target"]).query)
-        assert "_elements" in query, line.group(0)
-        if line["target"].split("?")[0].endswith("/_search"):
-            assert int(query["_count"][0]) <= sandbox.settings.fhir_max_page, line.group(0)
+        path, _, query = line["target"].partition("?")
+        if path.endswith("/_search"):
+            assert not query, line.group(0)
+        else:
+            assert "_elements" in parse_qs(query), line.group(0)
+    searches = [r for r in wire.requests if r.url.path.endswith("/_search")]
+    assert searches
+    for request in searches:
+        form = parse_qs(request.content.decode())
+        assert form["_elements"] and "meta" not in form["_elements"][0], form
+        assert int(form["_count"][0]) <= sandbox.settings.fhir_max_page
 
 
 async def test_no_name_birth_date_or_phone_ever_appears_in_a_url(sandbox: Sandbox) -> None:
@@ -79,12 +112,11 @@ async def test_every_request_asks_for_strict_handling(sandbox: Sandbox) -> None:
     [
         b"<html>proxy error</html>",
         b'{"resourceType": "OperationOutcome"}',
-        b'{"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Observation", "id": "o1"}}]}',
         b'{"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Schedule", "id": "s1"}}]}',
         b'{"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Schedule", "id": "../x", "actor": [{"display": "Dr. X"}]}}]}',
         b"[1, 2, 3]",
     ],
-    ids=["html", "not-a-bundle", "wrong-type", "missing-required", "bad-id", "json-array"],
+    ids=["html", "not-a-bundle", "missing-required", "bad-id", "json-array"],
 )
 async def test_a_malformed_answer_is_a_typed_error_that_quotes_nothing(sandbox: Sandbox, body: bytes) -> None:
     wire = FaultyTransport(real_transport(sandbox.settings), body_override=body)
@@ -123,7 +155,12 @@ async def test_a_malformed_patient_never_echoes_its_values(sandbox: Sandbox) -> 
     assert "Zebulon" not in text and "Canary" not in text and "1901" not in text
 
 
-_NOLAN = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Nolan", "given": ["Omar"]}]}
+_NOLAN = {
+    "resourceType": "Patient",
+    "id": "p1",
+    "name": [{"family": "Nolan", "given": ["Omar"]}],
+    "birthDate": "1944-04-04",
+}
 
 
 @pytest.mark.parametrize(
@@ -156,6 +193,39 @@ async def test_a_search_page_says_whether_it_holds_every_match(
         )
     assert len(page) == entries and page.complete is complete
     assert len(wire.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("entries", "kept", "withheld"),
+    [
+        ([{"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"}}], [], ()),
+        ([{**_NOLAN, "id": f"p{i}"} for i in range(1, 4)], ["p1", "p2"], ("p3",)),
+        ([{**_NOLAN, "birthDate": "1944-04-05"}, {**_NOLAN, "id": "p2"}], ["p2"], ("p1",)),
+    ],
+    ids=["another-type", "beyond-the-page", "outside-the-criteria"],
+)
+async def test_a_result_the_search_did_not_ask_for_is_dropped_and_recorded(
+    sandbox: Sandbox, entries: list[dict[str, object]], kept: list[str], withheld: tuple[str, ...]
+) -> None:
+    """Another type, more than ``_count``, or a record that fails a criterion: never handed on, and a
+    second access record (outcome denied) names what was withheld, without its content."""
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": e} for e in entries]}
+    wire = FaultyTransport(real_transport(sandbox.settings), body_override=json.dumps(bundle).encode())
+    wire.inject(matches("POST", "/Patient/_search"), "garbage")
+    recorder = Recorder()
+    async with wiring.gateway(sandbox.settings, recorder=recorder, transport=wire) as fhir:
+        page = await fhir.search(
+            "Patient",
+            [("family", "n"), ("birthdate", "1944-04-04")],
+            elements=("name",),
+            count=2,
+            purpose=Purpose.VERIFY_IDENTITY,
+        )
+    assert [p.id for p in page] == kept
+    search, dropped = recorder.records
+    assert (search.outcome, search.resource_ids) == ("success", tuple(kept))
+    assert (dropped.outcome, dropped.error, dropped.resource_ids) == ("denied", OUTSIDE_CRITERIA, withheld)
+    assert (dropped.resource_type, dropped.purpose) == ("Patient", Purpose.VERIFY_IDENTITY)
 
 
 async def test_reads_are_retried_a_bounded_number_of_times(sandbox: Sandbox) -> None:

@@ -27,6 +27,12 @@ from voice_agent import wiring
 from voice_agent.sandbox.clinic import SyntheticPatient
 
 
+@pytest.fixture
+def sandbox(fhir_engine: Sandbox) -> Sandbox:
+    """Every test here runs on each FHIR engine: the sekmet sandbox and Medplum's."""
+    return fhir_engine
+
+
 def fhir_state(sandbox: Sandbox, path: str) -> dict[str, Any]:
     with sandbox.raw() as raw:
         response = raw.get(path)
@@ -95,6 +101,14 @@ async def test_names_as_a_caller_would_say_them(sandbox: Sandbox, scheduling: Sc
         found = await scheduling.find_patient(
             given=given.upper(), family=family, birth_date=person.birth_date
         )
+        if tag == "accented" and sandbox.engine == "medplum":
+            # Medplum's engine folds case but not accents (FHIR asks for both): "Munoz" never finds
+            # "Muñoz" there, so the heard name verifies nobody; spelled, it does (the first letter is
+            # the search, the comparison is the gateway's).
+            assert found == [], tag
+            found = await scheduling.find_patient_spelled(
+                heard_given=given, family=family.upper(), birth_date=person.birth_date
+            )
         assert found == [PatientRef(person.id)], tag
 
 

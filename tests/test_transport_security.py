@@ -18,6 +18,7 @@ from fhir_adapters import (
     TransportConfig,
 )
 from tests.conftest import Sandbox, free_port
+from tests.real_parts import require
 from voice_agent import wiring
 from voice_agent.sandbox.certs import issue, make_authority, write_pair
 from voice_agent.settings import InsecureSettingWarning, Settings
@@ -77,6 +78,16 @@ async def test_the_system_trust_store_does_not_stand_in_for_the_pin(
         await directory_search(gateway_with(sandbox, ca=None, cert=sandbox.certs.agent))
 
 
+def test_a_tls_alert_that_reaches_the_gateway_unwrapped_is_an_authentication_error() -> None:
+    """Node's TLS 1.3 "certificate required" alert surfaces from httpx as a bare ``ssl.SSLError`` (seen on
+    Medplum's front, tests/test_fhir_engines.py): typed like every other refusal, quoting nothing."""
+    from fhir_adapters.transport import classify
+
+    alert = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+    error = classify(alert, resource_type="Schedule")
+    assert isinstance(error, FhirAuthenticationError) and "TLSV13" not in str(error)
+
+
 def test_tls_below_1_2_is_never_offered(sandbox: Sandbox) -> None:
     from fhir_adapters.transport import ssl_context
 
@@ -133,6 +144,7 @@ def test_cli_check_lists_the_clinic_over_mtls(sandbox: Sandbox) -> None:
 def test_dev_certs_keys_are_owner_only(sandbox: Sandbox) -> None:
     for key in sandbox.certs.directory.glob("*.key"):
         assert key.stat().st_mode & 0o077 == 0, key.name
+    require("openssl")
     subprocess.run(
         ["openssl", "verify", "-CAfile", str(sandbox.certs.ca), str(sandbox.certs.agent[0])],
         check=True,

@@ -21,7 +21,8 @@ from voice_agent import wiring
 from voice_agent.audit import AuditRecorder, AuditTrail, Keyring, load_keyring
 from voice_agent.audit.alerts import BreachDetector, Signals
 from voice_agent.audit.attempts import AttemptGate, AttemptKind, AttemptLimit, VerificationAttempts
-from voice_agent.audit.siem import sinks_for
+from voice_agent.audit.checkpoint import Checkpointer, CheckpointFile
+from voice_agent.audit.siem import SyslogSink, WebhookSink, sinks_for
 from voice_agent.audit.workers import WorkerLedger, keep_alive
 from voice_agent.escalations import AsyncEscalationStore, EscalationStore
 from voice_agent.session import SessionManager
@@ -65,18 +66,25 @@ def attempt_limits(settings: Settings) -> dict[AttemptKind, AttemptLimit]:
     }
 
 
-def breach_detector(
-    settings: Settings, trail: AuditTrail, keyring: Keyring, auditor: AuditRecorder
-) -> BreachDetector:
+def siem_sinks(settings: Settings) -> tuple[SyslogSink | WebhookSink, ...]:
     secret = settings.siem_webhook_secret
-    sinks = sinks_for(
+    return sinks_for(
         syslog=settings.siem_syslog_address,
         webhook=settings.siem_webhook_url,
         webhook_secret=secret.get_secret_value().encode() if secret else None,
         ca_file=settings.siem_ca_file,
         hostname=settings.worker_id,
     )
-    return BreachDetector(Signals(trail, keyring), auditor, sinks)
+
+
+def breach_detector(
+    settings: Settings,
+    trail: AuditTrail,
+    keyring: Keyring,
+    auditor: AuditRecorder,
+    sinks: tuple[SyslogSink | WebhookSink, ...] | None = None,
+) -> BreachDetector:
+    return BreachDetector(Signals(trail, keyring), auditor, siem_sinks(settings) if sinks is None else sinks)
 
 
 class AlertingRecorder:
@@ -95,8 +103,11 @@ class AlertingRecorder:
 
 @contextlib.asynccontextmanager
 async def runtime(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, checkpoints: bool = False
 ) -> AsyncIterator[Runtime]:
+    """The agent's objects, torn down in reverse. ``checkpoints`` (``serve``): anchor the audit chain's
+    tail outside the database (``audit.checkpoint``) now, every interval and last of all at shutdown,
+    after the sessions' end events and the worker's retirement are written."""
     # On the development sandbox a missing dev key is generated (0600); elsewhere a missing key is fatal.
     keyring = load_keyring(settings, create_dev_key=settings.uses_dev_sandbox)
     with AuditTrail.open(settings.audit_url, keyring) as trail:
@@ -106,7 +117,15 @@ async def runtime(
         auditor = AuditRecorder(trail, settings.service_identity, ledger=worker)
         attempts = VerificationAttempts(trail, keyring, attempt_limits(settings))
         await asyncio.to_thread(attempts.create)
-        detector = breach_detector(settings, trail, keyring, auditor)
+        sinks = siem_sinks(settings)
+        detector = breach_detector(settings, trail, keyring, auditor, sinks)
+        checkpointer = Checkpointer(
+            trail,
+            keyring,
+            CheckpointFile(settings.audit_checkpoint_path),
+            worker=settings.worker_id,
+            sinks=sinks,
+        )
         await asyncio.to_thread(detector.signals.create)
         escalations = AsyncEscalationStore(
             EscalationStore(trail, keyring, service_identity=settings.service_identity)
@@ -116,6 +135,15 @@ async def runtime(
             sessions = SessionManager(auditor, idle_timeout=settings.session_idle_timeout_seconds)
             heartbeat = asyncio.get_running_loop().create_task(
                 keep_alive(worker, auditor.actor), name="worker-heartbeat"
+            )
+            stop_anchoring = asyncio.Event()
+            anchoring = (
+                asyncio.get_running_loop().create_task(
+                    checkpointer.run(settings.audit_checkpoint_interval_seconds, stop_anchoring),
+                    name="audit-checkpoints",
+                )
+                if checkpoints
+                else None
             )
             now = wiring.clock(settings)
             try:
@@ -142,3 +170,6 @@ async def runtime(
                     await asyncio.to_thread(worker.retire)
                 except Exception as error:  # the database is gone: survivors will see the beat lapse
                     log.warning("could not retire this worker's row (%s)", type(error).__name__)
+                if anchoring is not None:  # the last checkpoint, after the sessions' ends and retirement
+                    stop_anchoring.set()
+                    await anchoring  # never raises: a failed checkpoint is logged and counted

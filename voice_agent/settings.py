@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     #: Alternatively the keys themselves, same format (``;`` may separate lines), e.g. from a secret store.
     audit_keys: SecretStr | None = None
     audit_retention_days: Annotated[int, Field(ge=1, le=36500)] = 6 * 366
+    #: ``serve`` appends a signed checkpoint of the chain's tail (seq, hash, time, HMAC) to this file on the
+    #: worker's host, outside the database, every ``audit_checkpoint_interval_seconds`` and at shutdown
+    #: (and to the SIEM when set); ``voice-agent audit verify --checkpoints`` checks the trail against it.
+    #: Default: ``<dev_dir>/audit-checkpoints.jsonl``. A local filesystem (appends must be atomic).
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
     #: Resolved escalations (which hold a patient reference and a callback number) are deleted after this.
     escalation_retention_days: Annotated[int, Field(ge=1, le=365)] = 30
     #: How often ``serve`` deletes resolved escalations past retention (each run is audited).
@@ -133,9 +139,23 @@ class Settings(BaseSettings):
     staff_idle_timeout_seconds: Annotated[int, Field(ge=10, le=4 * 3600)] = DEFAULT_IDLE_TIMEOUT_SECONDS
     #: A console session ends after this long whatever the activity (a shift), and must log in again.
     staff_session_max_hours: Annotated[int, Field(ge=1, le=24)] = 12
-    #: Consecutive failed logins (password or code) that lock an account, and for how long.
+    #: Consecutive failed logins (password or code) that lock an account, and for how long. The lock
+    #: counts and refuses only addresses that have not completed a login to that account (see
+    #: ``voice_agent/console/throttle.py``): outsiders cannot lock out the desk an account is used from.
     staff_lockout_threshold: Annotated[int, Field(ge=3, le=20)] = 5
     staff_lockout_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 15 * 60
+    #: Per source address: after this many refused login steps within the hour, the address waits
+    #: ``staff_source_backoff_seconds`` after its latest failure, doubling with each further one, up to
+    #: ``staff_lockout_seconds``; no account is touched meanwhile.
+    staff_source_threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    staff_source_backoff_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    #: Proxies in front of the console (nginx) whose ``X-Forwarded-For`` names the client: the login
+    #: throttle counts per client, not per proxy. The proxy must overwrite the header, never pass on the
+    #: client's (``deploy/nginx/voice-agent.conf`` does, for ``/staff/``).
+    staff_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: How long a one-time enrolment link (a new account, or an administrator's reset) stays usable: the
+    #: owner sets their password and TOTP through it, so the administrator never knows a credential.
+    staff_enrolment_link_hours: Annotated[int, Field(ge=1, le=7 * 24)] = 24
     #: Cookie names. ``__Host-`` makes the browser insist on Secure, Path=/ and no Domain.
     staff_session_cookie: Annotated[str, Field(pattern=r"^__Host-[A-Za-z0-9_-]{1,40}$")] = "__Host-staff"
     staff_login_cookie: Annotated[str, Field(pattern=r"^__Host-[A-Za-z0-9_-]{1,40}$")] = "__Host-staff-login"
@@ -468,6 +488,18 @@ class Settings(BaseSettings):
         host, _, port = self.siem_syslog.rpartition(":")
         return host.strip("[]"), int(port)
 
+    @field_validator("staff_trusted_proxies")
+    @classmethod
+    def _proxies_not_everyone(
+        cls, value: tuple[IPv4Network | IPv6Network, ...]
+    ) -> tuple[IPv4Network | IPv6Network, ...]:
+        if any(net.prefixlen == 0 for net in value):
+            raise ValueError(
+                "staff_trusted_proxies must name the proxies, not everyone: any client could choose "
+                "the address the login throttle counts"
+            )
+        return value
+
     def _sip_is_safe(self) -> None:
         if self.sip_transport == "tls" and self.sip_tls_cert is None:
             raise ValueError("sip_transport is tls: set sip_tls_cert (a PEM with the certificate and key)")
@@ -535,6 +567,10 @@ class Settings(BaseSettings):
     @property
     def audit_url(self) -> str:
         return self.audit_database_url or f"sqlite:///{(self.dev_dir / 'audit.db').as_posix()}"
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.audit_checkpoint_file or self.dev_dir / "audit-checkpoints.jsonl"
 
     @property
     def audit_key_path(self) -> Path | None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, MetaData, create_engine, inspect
 from tests.postgres import PostgresServer, postgres_server_fixture
 from voice_agent.audit import alerts, attempts, store, workers
 from voice_agent.audit.store import create_tables
-from voice_agent.console import sessions, users
+from voice_agent.console import sessions, throttle, users
 from voice_agent.escalations import store as escalations
 from voice_agent.ingress import spent_tokens
 
@@ -27,6 +27,7 @@ SCHEMAS: tuple[MetaData, ...] = (
     escalations.metadata,
     users.metadata,
     sessions.metadata,
+    throttle.metadata,
 )
 
 

@@ -101,8 +101,12 @@ def test_totp_codes_and_recovery_codes_work_once(staff: StaffStore, clock: Clock
     assert secret not in text and codes[1] not in text
 
 
-def test_idle_sessions_end_and_are_audited(staff: StaffStore, trail: AuditTrail, clock: Clock) -> None:
-    sessions = SessionStore(trail, idle=timedelta(minutes=15), max_age=timedelta(hours=12), clock=clock)
+def test_idle_sessions_end_and_are_audited(
+    staff: StaffStore, trail: AuditTrail, keyring: Keyring, clock: Clock
+) -> None:
+    sessions = SessionStore(
+        trail, keyring, idle=timedelta(minutes=15), max_age=timedelta(hours=12), clock=clock
+    )
     token = sessions.open("desk", "full")
     session = sessions.get(token)
     assert session is not None and sessions.remaining(session) == timedelta(minutes=15)

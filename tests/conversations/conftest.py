@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import Sandbox
 from tests.conversations.simulator import CallerSimulator, Persona
+from tests.real_parts import require
 from voice_agent.channels.text import run_call
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding import Understanding
@@ -64,9 +65,9 @@ async def understanding(request: pytest.FixtureRequest, agent: Runtime) -> Async
     if request.param == "rules":
         yield RulesUnderstanding()
         return
+    require("llama-cpp-python", agent.settings.llm_model)
     hybrid = build_understanding("hybrid", agent.settings, RulesUnderstanding())
-    if isinstance(hybrid, RulesUnderstanding):
-        pytest.skip("hybrid: no local model or llama-cpp-python (voice-agent models install --runtime)")
+    assert not isinstance(hybrid, RulesUnderstanding), "the model is installed, yet the hybrid fell back"
     await warm_understanding(hybrid)
     yield hybrid
     await close_understanding(hybrid)

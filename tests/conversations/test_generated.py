@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import suite_now
 from tests.conversations.conftest import booked, conversation_runner
 from tests.conversations.generator import generate, outcome_ok
+from tests.real_parts import require
 from voice_agent.dialogue.understanding.hybrid import (
     build_understanding,
     close_understanding,
@@ -52,9 +53,10 @@ async def own_agent(own_clinic: Sandbox) -> AsyncIterator[Runtime]:
 async def test_generated_callers_reach_their_goals(
     own_clinic: Sandbox, own_agent: Runtime, mode: str
 ) -> None:
+    if mode != "rules":
+        require("llama-cpp-python", own_agent.settings.llm_model)
     backend = build_understanding(mode, own_agent.settings, RulesUnderstanding())  # type: ignore[arg-type]
-    if mode != "rules" and isinstance(backend, RulesUnderstanding):
-        pytest.skip("hybrid: no local model or llama-cpp-python (voice-agent models install --runtime)")
+    assert mode == "rules" or not isinstance(backend, RulesUnderstanding), "the hybrid fell back to rules"
     await warm_understanding(backend)
     sandbox = own_clinic
     converse = conversation_runner(own_agent, backend, sandbox)

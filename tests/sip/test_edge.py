@@ -8,11 +8,10 @@ import socket
 import threading
 from pathlib import Path
 
-import pytest
+from tests.real_parts import needs
+from tests.sip.edge import CALLER, Edge, free_udp_port, running_edge, sip_request, wait_for_workers
 
-from tests.sip.edge import CALLER, MISSING, Edge, free_udp_port, running_edge, sip_request, wait_for_workers
-
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
+pytestmark = needs("sipp", "kamailio", "kamcmd", "tcpdump")
 
 
 def request(edge: Edge, method: str, *, source: str = "127.0.0.1", user: str | None = None) -> str:

@@ -31,6 +31,7 @@ from twilio.request_validator import RequestValidator
 from fhir_adapters import AppointmentInfo, Scheduling
 from tests.conftest import Sandbox, free_port
 from tests.postgres import PostgresServer, postgres_server_fixture
+from tests.real_parts import needs
 from tests.sip.calls import (
     APPOINTMENT,
     LEAD_SECONDS,
@@ -53,7 +54,7 @@ from tests.sip.cluster import (
     running_workers,
     via_nginx,
 )
-from tests.sip.edge import MISSING, Edge, running_edge, wait_for_workers
+from tests.sip.edge import Edge, running_edge, wait_for_workers
 from tests.sip.sipp import Caller
 from tests.voice.browser import Line
 from tests.voice.conftest import worker_metric
@@ -67,7 +68,7 @@ from voice_agent.sandbox.private import VOICE_AGENT
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
+pytestmark = needs("sipp", "kamailio", "kamcmd", "tcpdump", "nginx", "postgresql")
 
 postgres_server = postgres_server_fixture()
 

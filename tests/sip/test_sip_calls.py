@@ -15,9 +15,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
 from tests.conftest import Sandbox
+from tests.real_parts import needs
 from tests.sip.calls import (
     answered_within,
     caller_speech,
@@ -26,7 +25,7 @@ from tests.sip.calls import (
     said_in_order,
 )
 from tests.sip.conftest import SipAgent
-from tests.sip.edge import MISSING, Edge, sip_request
+from tests.sip.edge import Edge, sip_request
 from tests.sip.sipp import Caller
 from tests.voice.browser import Line
 from voice_agent.audit import Keyring
@@ -38,7 +37,7 @@ from voice_agent.pipeline.stt import Vocabulary
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}")
+pytestmark = needs("sipp", "kamailio", "kamcmd", "tcpdump")
 
 
 def escalations(sip_agent: SipAgent) -> EscalationStore:

@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import Sandbox
+from tests.real_parts import needs
 from tests.voice.browser import (
     MIC_RATE,
     Line,
     caller_wav,
     chromium,
-    chromium_available,
     open_page,
     said_at,
     speaking_seconds,
@@ -38,9 +37,7 @@ from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_ser
 from voice_agent.dialogue import speech, templates
 from voice_agent.sandbox.clinic import SyntheticPatient
 
-pytestmark = pytest.mark.skipif(
-    not chromium_available(), reason="needs Debian's chromium (/usr/bin/chromium)"
-)
+pytestmark = needs("chromium")
 
 #: Mary-Jane Smith-Jones: three upcoming appointments in the seeded clinic, so she is asked which one,
 #: and still has some left for the other tests that use her.

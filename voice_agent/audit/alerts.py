@@ -2,13 +2,13 @@
 
 HIPAA's security incident procedures need someone to notice an attack while it happens. Each signal
 (a failed identity check, an urgent escalation, a carrier-authentication failure, a failed FHIR
-authentication, a call refused at the ceiling) is one row in a table beside the audit trail: its kind,
-an HMAC of its scope (a calling number or a source address, under a key derived from the audit keys,
-never stored in the database; "all" for clinic-wide counts) and a time, nothing else. When a scope's
-signals in a rule's window reach its count, one alert is raised for that window: a row in
-``security_alerts`` (the primary key makes "one" hold across workers), a ``security.alert`` audit event,
-the ``voice_agent_security_alerts_total{kind}`` counter, the compliance officer's console panel and,
-when one is set, the clinic's SIEM (``siem``).
+authentication, a call refused at the ceiling, a refused staff login step) is one row in a table beside
+the audit trail: its kind, an HMAC of its scope (a calling number or a source address, under a key
+derived from the audit keys, never stored in the database; "all" for clinic-wide counts) and a time,
+nothing else. When a scope's signals in a rule's window reach its count, one alert is raised for that
+window: a row in ``security_alerts`` (the primary key makes "one" hold across workers), a
+``security.alert`` audit event, the ``voice_agent_security_alerts_total{kind}`` counter, the compliance
+officer's console panel and, when one is set, the clinic's SIEM (``siem``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ SignalKind = Literal[
     "carrier-auth-failure",
     "fhir-auth-failure",
     "ceiling-refusal",
+    "staff-login-failure",
 ]
 
 ALERTS = Counter("voice_agent_security_alerts_total", "Breach-detection alerts raised, by kind.", ["kind"])
@@ -79,6 +80,9 @@ ALERT_RULES: dict[SignalKind, AlertRule] = {
     "fhir-auth-failure": AlertRule("fhir-certificate-failure", 1, timedelta(hours=1)),
     # someone filling the lines so patients get busy signals
     "ceiling-refusal": AlertRule("ceiling-refusals", 20, timedelta(minutes=10)),
+    # password guessing or a lock-out attempt on the staff console (each refused login step, clinic-wide:
+    # spread over addresses and names, each below its own throttle, it still adds up here)
+    "staff-login-failure": AlertRule("staff-login-burst", 20, timedelta(minutes=15)),
 }
 
 metadata = MetaData()

@@ -115,14 +115,21 @@ class AuditAction(StrEnum):
     #: audit trail read on screen or verified by a compliance officer.
     STAFF_USER_CREATE = "staff.user.create"
     STAFF_USER_UPDATE = "staff.user.update"
+    #: An enrolment link used (success: password and TOTP set) or refused (``error``: expired, used,
+    #: unknown, ...). Never the token; an unknown link has the service as actor and no account.
+    STAFF_ENROLMENT = "staff.enrolment"
     AUDIT_VIEW = "audit.view"
+    #: Rows of a table that had no integrity tags (created before them) tagged once, when the columns
+    #: were added (``resource_ids``: the rows; ``event_count``: how many; purpose: which table).
+    RECORD_SEAL = "record.seal"
 
 
 AuditOutcome = Literal["success", "denied", "not-found", "conflict", "failure", "timed-out", "interrupted"]
 #: ``interrupted``: the worker running the call died (killed, crashed, lost its host) before it could end
 #: it; a surviving worker writes that ``session.end`` once the dead worker's heartbeat has lapsed.
+#: ``revoked``: a staff session ended because its account's credentials or role changed.
 EndReason = Literal[
-    "hangup", "goodbye", "timeout", "escalated", "transferred", "shutdown", "error", "interrupted"
+    "hangup", "goodbye", "timeout", "escalated", "transferred", "shutdown", "error", "interrupted", "revoked"
 ]
 #: Why a call was refused before it began (a closed set, so a metric label can carry it too).
 CallRefusal = Literal[
@@ -148,6 +155,9 @@ AlertKind = Literal[
     "carrier-auth-failures",
     "fhir-certificate-failure",
     "ceiling-refusals",
+    "staff-login-burst",
+    #: A staff account or escalation row fails its integrity tag (changed outside the product).
+    "record-tampered",
 ]
 #: Which model-independent guardrail fired (never what the caller said).
 GuardrailKind = Literal["emergency", "crisis", "medical_advice", "other_person", "change_rules"]
@@ -164,6 +174,10 @@ StaffChange = Literal[
     "unlock",
     "disable",
     "enable",
+    #: An administrator's reset: password and second factor cleared, sessions ended, old link void.
+    "enrolment-reset",
+    #: A one-time enrolment link issued (only its HMAC is stored).
+    "enrolment-link",
 ]
 
 

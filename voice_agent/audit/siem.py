@@ -1,5 +1,7 @@
 """Alerts forwarded to the clinic's SIEM: syslog (RFC 5424 over TLS, RFC 5425 octet-counted framing) or
 a webhook (JSON over HTTPS, signed with an HMAC the receiver checks). Both are off unless configured.
+Audit checkpoints (``checkpoint``: seqs, hashes, a time, a MAC) go the same way, to keep the chain's
+tail out of reach of whoever holds the database.
 
 An alert carries its kind, the time and which worker raised it: never a number, name or address, so the
 SIEM is not a place PHI can reach. Sending runs off the event loop with a short timeout; a SIEM that is
@@ -16,14 +18,17 @@ import logging
 import socket
 import ssl
 import threading
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client import Counter
 from rfc5424logging import LOG_AUTH, Rfc5424SysLogHandler
 from rfc5424logging.transport import FRAMING_OCTET_COUNTING
 
-from .alerts import AlertSink, RaisedAlert
+from .alerts import RaisedAlert
+from .checkpoint import Checkpoint
 
 __all__ = ["SyslogSink", "WebhookSink", "sinks_for"]
 
@@ -47,6 +52,27 @@ class SyslogSink:
         self._logger.propagate = False  # these lines go to the SIEM only, not to the process log
 
     def _send(self, alert: RaisedAlert) -> None:
+        self._transmit(
+            logging.WARNING,
+            "security-alert",
+            f"security alert: {alert.kind}",
+            {"alert@32473": {"kind": alert.kind}},
+            alert.at,
+        )
+
+    def _send_checkpoint(self, checkpoint: Checkpoint) -> None:
+        data = {name: str(value) for name, value in checkpoint.fields().items()}
+        self._transmit(
+            logging.INFO,
+            "audit-checkpoint",
+            f"audit checkpoint: seq {checkpoint.seq}",
+            {"checkpoint@32473": data},
+            checkpoint.at,
+        )
+
+    def _transmit(
+        self, level: int, msgid: str, message: str, data: dict[str, dict[str, str]], at: datetime
+    ) -> None:
         with self._lock:
             if self._handler is None:
                 self._handler = Rfc5424SysLogHandler(
@@ -62,12 +88,10 @@ class SyslogSink:
                     appname=_APP_NAME,
                     utc_timestamp=True,
                 )
-            record = logging.LogRecord(
-                self._logger.name, logging.WARNING, __file__, 0, f"security alert: {alert.kind}", None, None
-            )
-            record.created = alert.at.timestamp()
-            record.msgid = "security-alert"
-            record.structured_data = {"alert@32473": {"kind": alert.kind}}
+            record = logging.LogRecord(self._logger.name, level, __file__, 0, message, None, None)
+            record.created = at.timestamp()
+            record.msgid = msgid
+            record.structured_data = data
             try:
                 self._handler.transport.transmit(self._handler.build_msg(record))
             except Exception:
@@ -78,6 +102,15 @@ class SyslogSink:
     async def send(self, alert: RaisedAlert) -> None:
         try:
             await asyncio.to_thread(self._send, alert)
+        except Exception:
+            FAILURES.labels("syslog").inc()
+            raise
+
+    async def send_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """An audit checkpoint (``checkpoint``), at severity info: the SIEM keeps the chain's tail where
+        neither the database nor the worker's host can rewrite it."""
+        try:
+            await asyncio.to_thread(self._send_checkpoint, checkpoint)
         except Exception:
             FAILURES.labels("syslog").inc()
             raise
@@ -94,10 +127,16 @@ class WebhookSink:
         self._verify = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
     async def send(self, alert: RaisedAlert) -> None:
-        body = json.dumps(
-            {"source": _APP_NAME, "host": self._hostname, "alert": alert.kind, "at": alert.at.isoformat()},
-            separators=(",", ":"),
-        ).encode()
+        await self._post(
+            {"source": _APP_NAME, "host": self._hostname, "alert": alert.kind, "at": alert.at.isoformat()}
+        )
+
+    async def send_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """An audit checkpoint, as ``{"source", "host", "checkpoint": {...}}``, signed like an alert."""
+        await self._post({"source": _APP_NAME, "host": self._hostname, "checkpoint": checkpoint.fields()})
+
+    async def _post(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
         signature = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
         try:
             async with httpx.AsyncClient(
@@ -124,8 +163,9 @@ def sinks_for(
     webhook_secret: bytes | None,
     ca_file: Path | None,
     hostname: str,
-) -> tuple[AlertSink, ...]:
-    sinks: list[AlertSink] = []
+) -> tuple[SyslogSink | WebhookSink, ...]:
+    """The configured sinks; each takes alerts (``AlertSink``) and audit checkpoints (``CheckpointSink``)."""
+    sinks: list[SyslogSink | WebhookSink] = []
     if syslog is not None:
         sinks.append(SyslogSink(*syslog, ca_file=ca_file, hostname=hostname))
     if webhook is not None and webhook_secret is not None:

@@ -13,7 +13,7 @@ Appends are serialised across processes by locking that head row inside the appe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -285,6 +285,16 @@ class AuditStore:
     def seq_with_hash(self, conn: Connection, digest: str) -> int | None:
         row = conn.execute(select(events_table.c.seq).where(events_table.c.hash == digest).limit(1)).first()
         return None if row is None else int(row.seq)
+
+    def hashes_at(self, conn: Connection, seqs: Iterable[int]) -> dict[int, str]:
+        """The stored hash of each of ``seqs`` that exists (in batches: a checkpoint file may name many)."""
+        wanted = sorted(set(seqs))
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            query = select(events_table.c.seq, events_table.c.hash).where(events_table.c.seq.in_(batch))
+            found.update((int(row.seq), str(row.hash)) for row in conn.execute(query))
+        return found
 
     def first_seq_recorded_since(self, conn: Connection, cutoff: datetime) -> int | None:
         value = conn.execute(

@@ -8,7 +8,7 @@ the head and anchor HMAC, and that the purge anchor matches the purge event that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -199,6 +199,12 @@ class AuditTrail:
         return self._keyring is not None
 
     @property
+    def keyring(self) -> Keyring | None:
+        """The keys the trail was opened with (None: chain-only), for checks of records kept elsewhere
+        that the same keys sign (``checkpoint``)."""
+        return self._keyring
+
+    @property
     def engine(self) -> Engine:
         """The trail's database engine, for stores that keep their tables beside the trail (escalations,
         staff accounts) and write them with ``transaction``."""
@@ -313,6 +319,33 @@ class AuditTrail:
     def head(self) -> HeadRecord | None:
         with self._store.reading() as conn:
             return self._store.read_head(conn)
+
+    def vouched_head(self) -> HeadRecord:
+        """The head, read in one snapshot, once its HMAC checks and the newest record is the one it names:
+        what a checkpoint may pin outside the database (a forged head must never be anchored there)."""
+        keyring = self._require_key()
+        with self._store.reading() as conn:
+            head = self._check_head(keyring, self._store.read_head(conn))
+            if head.seq == head.anchor_seq:
+                consistent = head.hash == head.anchor_hash
+            else:
+                newest = self._store.record_at(conn, head.seq)
+                consistent = (
+                    newest is not None and newest.hash == head.hash and newest.computed_hash() == newest.hash
+                )
+        if not consistent:
+            raise AuditIntegrityError(
+                "the newest audit record is not the one the head vouches for. Run `voice-agent audit verify`."
+            )
+        return head
+
+    def hashes(self, seqs: Iterable[int]) -> tuple[HeadRecord | None, dict[int, str]]:
+        """The head and the stored hash of each of ``seqs`` that exists, in one snapshot (checkpoints are
+        checked against these; ``verify`` vouches for the rows themselves)."""
+        if not self._store.exists():
+            return None, {}
+        with self._store.reading() as conn:
+            return self._store.read_head(conn), self._store.hashes_at(conn, seqs)
 
     # ------------------------------------------------------------------ purge
 

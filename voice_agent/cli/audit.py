@@ -20,12 +20,14 @@ from voice_agent.audit import (
     generate_key_file,
     open_trail,
 )
+from voice_agent.audit.checkpoint import verify_checkpoints
 from voice_agent.audit.export import export_events, parse_moment
 from voice_agent.audit.workers import WorkerLedger, session_lines
-from voice_agent.cli.common import load_settings
+from voice_agent.cli.common import Commands, explain, load_settings
 from voice_agent.settings import Settings
 
 app = typer.Typer(
+    cls=Commands,
     no_args_is_help=True,
     help="The audit trail: verify its integrity, export it for an auditor, purge past retention, keys.",
 )
@@ -36,7 +38,7 @@ def _trail(settings: Settings, *, with_key: bool = True) -> Iterator[AuditTrail]
     try:
         trail = open_trail(settings, with_key=with_key)
     except KeyringError as exc:
-        typer.echo(f"Audit keys: {exc}", err=True)
+        typer.echo(str(explain(exc)), err=True)  # names the setting
         raise typer.Exit(2) from None
     try:
         yield trail
@@ -63,9 +65,26 @@ def verify(
             "--chain-only", help="Check the hash chain without the keys (GCM tags and HMACs unchecked)."
         ),
     ] = False,
+    checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoints",
+            help="Also check the trail against the signed checkpoints `serve` writes outside the database "
+            "(in PATH..., default VOICE_AGENT_AUDIT_CHECKPOINT_FILE): catches deleted newest events "
+            "behind a restored head.",
+        ),
+    ] = False,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="PATH", show_default=False, help="Checkpoint files (with --checkpoints), one per host."
+        ),
+    ] = None,
 ) -> None:
     """Check every record; exit 0 when intact, 1 with a per-sequence-number report when not."""
     settings = load_settings()
+    if paths and not checkpoints:
+        raise typer.BadParameter("checkpoint files are read with --checkpoints")
     with _trail(settings, with_key=not chain_only) as trail:
         report = trail.verify()
         calls: list[str] = []
@@ -74,9 +93,12 @@ def verify(
                 trail, settings.worker_id, heartbeat_seconds=settings.worker_heartbeat_seconds
             )
             calls = session_lines(report.sessions, ledger.open_sessions())
-    for line in report.lines() + calls:
+        anchored = (
+            verify_checkpoints(trail, paths or [settings.audit_checkpoint_path]) if checkpoints else None
+        )
+    for line in report.lines() + calls + (anchored.lines() if anchored else []):
         typer.echo(line)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(0 if report.ok and (anchored is None or anchored.ok) else 1)
 
 
 @app.command()
@@ -158,6 +180,6 @@ def keygen(
     try:
         new_id = generate_key_file(path, key_id)
     except KeyringError as exc:
-        typer.echo(f"Audit keys: {exc}", err=True)
+        typer.echo(str(explain(exc)), err=True)  # names the setting
         raise typer.Exit(2) from None
     typer.echo(f"Added audit key {new_id} to {path}; it is now the active key. Back this file up.")

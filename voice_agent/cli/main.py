@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 
 import typer
 
 from voice_agent.cli import audit, chat, dev, inventory, models, serve, staff
 from voice_agent.cli.chat import chat_call
-from voice_agent.cli.common import bootstrap
+from voice_agent.cli.common import Commands, bootstrap, iso_day
 from voice_agent.health import describe_clinic
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Self-hosted clinic voice agent.")
+app = typer.Typer(
+    cls=Commands, no_args_is_help=True, add_completion=False, help="Self-hosted clinic voice agent."
+)
 app.add_typer(dev.app, name="dev")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
@@ -42,8 +43,8 @@ def up(
     """Embedded defaults, one command: dev certificates, the local FHIR sandbox over mutual TLS seeded with
     the synthetic clinic, the local dialogue model, then the agent answering calls (open the page it
     prints and press Call) or, with --text, a call in this terminal."""
-    settings = bootstrap()
-    day = date.fromisoformat(today) if today else None
+    day = iso_day(today, "--today")
+    settings = bootstrap(reach_fhir=False, serving=not text, dev_certs_later=True, sandbox_only="up")
     if model:
         typer.echo(
             "Installing the local dialogue model and its runtime (first time only; see voice-agent models)..."
@@ -72,6 +73,6 @@ def up(
 
 
 def main() -> None:  # pragma: no cover - console entry
-    """Settings errors never reach here: every command loads them through ``load_settings``, which says
-    which variable is wrong and exits 2."""
+    """Configuration mistakes never reach here as exceptions: ``Commands`` (every group) turns them into
+    one line naming the setting and exit 2."""
     app()

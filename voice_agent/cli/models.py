@@ -7,7 +7,7 @@ from typing import get_args
 
 import typer
 
-from voice_agent.cli.common import load_settings
+from voice_agent.cli.common import Commands, load_settings
 from voice_agent.models import (
     SpeechModelName,
     find_dialogue_model,
@@ -18,7 +18,7 @@ from voice_agent.models import (
     llama_cpp_available,
 )
 
-app = typer.Typer(no_args_is_help=True, help="Local models: install and check.")
+app = typer.Typer(cls=Commands, no_args_is_help=True, help="Local models: install and check.")
 
 _SPEECH_MODELS: tuple[SpeechModelName, ...] = get_args(SpeechModelName)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from voice_agent.cli.common import bootstrap
-from voice_agent.settings import ServeTlsMissing, Settings
+from voice_agent.cli.common import bootstrap, check_serve_tls
+from voice_agent.settings import Settings
 
 
 def run_server(settings: Settings) -> None:
@@ -14,15 +14,8 @@ def run_server(settings: Settings) -> None:
 
     from voice_agent.ingress.app import create_app
 
-    try:
-        tls = settings.serve_tls_pair
-    except ServeTlsMissing as error:
-        typer.echo(f"Invalid settings; the agent will not start:\n  {error}", err=True)
-        raise typer.Exit(2) from None
-    for path in tls or ():
-        if not path.is_file():
-            typer.echo(f"The TLS certificate or key {path} does not exist (voice-agent dev certs?)", err=True)
-            raise typer.Exit(2)
+    check_serve_tls(settings)  # done by ``bootstrap`` too; ``up`` makes the dev certificate in between
+    tls = settings.serve_tls_pair
     from voice_agent.ingress.server import DrainingServer
 
     app = create_app(settings)
@@ -45,7 +38,7 @@ def serve(
     port: int | None = typer.Option(None, help="Listen port (default: VOICE_AGENT_SERVE_PORT, 8080)."),
 ) -> None:
     """Answer calls: the patient page and WebRTC at /, carrier media streams at /telephony/{carrier}."""
-    settings = bootstrap()
+    settings = bootstrap(serving=True)
     if port is not None:
         settings = settings.model_copy(update={"serve_port": port})
     run_server(settings)

@@ -1,6 +1,7 @@
 """The front-desk escalation console, served by ``voice-agent serve`` under ``/staff``.
 
-``users`` (accounts: argon2id, TOTP, lockout), ``sessions`` (cookie token digests, automatic logoff),
+``users`` (accounts: argon2id, TOTP, lockout), ``throttle`` (per-source backoff, a lock outsiders cannot
+aim at the desk), ``sessions`` (cookie token HMACs, automatic logoff, ended by credential changes),
 ``csrf``, ``auth`` (who is asking, which role), ``routes`` (the pages), ``templates/`` and ``static/``.
 It may touch: the escalation store (queue, audited view, claim, resolve, purge), the audit trail (its
 own events; reading and exporting for a compliance officer), and FHIR only through
@@ -26,6 +27,7 @@ from .auth import Auth, Refused
 from .csrf import Csrf
 from .routes import Console, console_router, refused_response
 from .sessions import SessionStore
+from .throttle import Logins, LoginThrottle
 from .users import StaffStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ def build_console(agent: Runtime) -> Console:
     settings, keyring = agent.settings, agent.keyring
     sessions = SessionStore(
         agent.trail,
+        keyring,
         idle=timedelta(seconds=settings.staff_idle_timeout_seconds),
         max_age=timedelta(hours=settings.staff_session_max_hours),
     )
@@ -46,15 +49,24 @@ def build_console(agent: Runtime) -> Console:
         service_identity=settings.service_identity,
         lockout_threshold=settings.staff_lockout_threshold,
         lockout=timedelta(seconds=settings.staff_lockout_seconds),
+        enrolment_lifetime=timedelta(hours=settings.staff_enrolment_link_hours),
+    )
+    throttle = LoginThrottle(
+        agent.trail,
+        keyring,
+        threshold=settings.staff_source_threshold,
+        backoff=timedelta(seconds=settings.staff_source_backoff_seconds),
+        cap=timedelta(seconds=settings.staff_lockout_seconds),
     )
     return Console(
         settings,
         auth=Auth(settings, sessions, Csrf(keyring)),
         staff=staff,
+        logins=Logins(staff, throttle),
         escalations=agent.escalations,
         scheduling=agent.scheduling,
         trail=agent.trail,
-        signals=agent.detector.signals,
+        detector=agent.detector,
     )
 
 

@@ -1,11 +1,14 @@
-"""Who is asking: the session behind the cookie, its role, its CSRF token; cookies set one strict way."""
+"""Who is asking: the session behind the cookie, its role, its CSRF token, the source address; cookies
+set one strict way."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Collection
+from ipaddress import ip_address
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
@@ -14,7 +17,7 @@ from voice_agent.audit import StaffRole
 from voice_agent.settings import Settings
 
 from .csrf import FIELD, HEADER, Csrf
-from .sessions import SessionStore, StaffSession, digest
+from .sessions import SessionStore, StaffSession
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,31 @@ class Auth:
         fresh = None
         if not value or len(value) > 100:
             value = fresh = secrets.token_urlsafe(24)
-        return digest(value), fresh
+        # never stored, and the form's token is an HMAC of it: a plain hash is enough here
+        return hashlib.sha256(f"voice-agent staff login v1|{value}".encode()).hexdigest(), fresh
+
+    # ------------------------------------------------------------------ source address
+
+    def source(self, request: Request) -> str | None:
+        """The client's address, for the login throttle: the connection's peer as uvicorn reports it
+        (which already honours uvicorn's own ``FORWARDED_ALLOW_IPS``), or, when that peer is one of
+        ``staff_trusted_proxies``, the nearest address in ``X-Forwarded-For`` that is not (walking from
+        the right, so entries a client wrote itself are never reached)."""
+        peer = request.client.host if request.client else None
+        trusted = self.settings.staff_trusted_proxies
+        if peer is None or not trusted:
+            return peer
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        client = peer
+        for hop in [peer, *reversed(hops)]:
+            try:
+                address = ip_address(hop)
+            except ValueError:
+                return client  # the proxy wrote something that is no address: the last hop we trust
+            client = str(address)
+            if not any(address in network for network in trusted):
+                return client
+        return client
 
     # ------------------------------------------------------------------ cookies
 

@@ -3,8 +3,10 @@ escalation (front desk), the audit trail and its export (compliance officer), ac
 
 Every page is server-rendered (Jinja2, autoescaped) and sent ``no-store``; the only script is
 ``static/console.js`` (live queue, logoff warning). No URL carries anything but a page name, an
-escalation's random id or an account name; what staff type goes in POST bodies. The patient's name and
-birth date are read from FHIR when an escalation is opened, put into that one page, and not kept.
+escalation's random id or an account name, except a one-time enrolment link (``/staff/enrol/<token>``:
+its page and the administrator's page that shows it send no Referer and load nothing from elsewhere);
+what staff type goes in POST bodies. The patient's name and birth date are read from FHIR when an
+escalation is opened, put into that one page, and not kept.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from voice_agent.audit import (
     current_session_id,
     current_staff_user,
 )
-from voice_agent.audit.alerts import Signals
+from voice_agent.audit.alerts import BreachDetector
 from voice_agent.audit.events import AlertKind
 from voice_agent.audit.export import export_events, parse_moment
 from voice_agent.escalations import (
@@ -58,7 +60,16 @@ from . import totp
 from .auth import ADMIN, ANY_ROLE, COMPLIANCE, FRONT_DESK, HOME, Auth, Refused
 from .csrf import FIELD
 from .sessions import StaffSession
-from .users import ROLE_NAMES, ROLES, InvalidStaffInput, StaffError, StaffStore, UserExists
+from .throttle import Logins
+from .users import (
+    ROLE_NAMES,
+    ROLES,
+    EnrolmentLink,
+    InvalidStaffInput,
+    StaffError,
+    StaffStore,
+    UserExists,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +92,14 @@ ALERT_LABELS: dict[AlertKind, str] = {
     "carrier-auth-failures": "Repeated carrier-authentication failures on the telephony endpoint",
     "fhir-certificate-failure": "The FHIR server and the agent could not authenticate each other",
     "ceiling-refusals": "Many calls refused because every line was busy",
+    "staff-login-burst": (
+        "Many refused staff console sign-ins in a short time (password guessing, or an attempt to lock "
+        "staff out)"
+    ),
+    "record-tampered": (
+        "A staff account or escalation was changed outside the console (its integrity tag fails): "
+        "the account cannot sign in; the escalation is shown as needing attention"
+    ),
 }
 
 CATEGORY_LABELS: dict[EscalationCategory, str] = {
@@ -102,13 +121,18 @@ OUTCOME_LABELS: dict[ResolutionOutcome, str] = {
     ResolutionOutcome.RESOLVED_OTHER: "Resolved another way",
     ResolutionOutcome.DUPLICATE: "Duplicate",
 }
+#: The one answer to every refused sign-in (unknown name, wrong password, locked or disabled account, an
+#: address that must wait): the page, its status and these words never say which.
+LOGIN_REFUSED = (
+    "The user name or password is not right, or this account cannot sign in from here right now. "
+    "Try again in a few minutes, or ask an administrator."
+)
 #: Notices a redirect may name (a closed set: nothing from the request is echoed).
 NOTICES = {
     "resolved": "Escalation resolved.",
     "claimed-elsewhere": "Someone else has claimed that escalation.",
     "already-resolved": "That escalation is already resolved.",
     "gone": "That escalation no longer exists (resolved and deleted).",
-    "user-added": "Account created. The new user sets up their authenticator app at first login.",
     "user-changed": "Account changed.",
 }
 
@@ -134,10 +158,13 @@ class Console:
         escalations: AsyncEscalationStore,
         scheduling: Scheduling,
         trail: AuditTrail,
-        signals: Signals,
+        logins: Logins,
+        detector: BreachDetector,
     ) -> None:
         self.settings = settings
-        self.signals = signals
+        self.logins = logins
+        self.detector = detector
+        self.signals = detector.signals
         self.auth = auth
         self.staff = staff
         self.escalations = escalations
@@ -267,7 +294,9 @@ class Console:
 
 
 def _queue_state(summaries: list[EscalationSummary], repeats: dict[UUID, int]) -> str:
-    text = "|".join(f"{s.id}:{s.status.value}:{s.claimed_by}:{repeats.get(s.id, 0)}" for s in summaries)
+    text = "|".join(
+        f"{s.id}:{s.status.value}:{s.claimed_by}:{s.tampered}:{repeats.get(s.id, 0)}" for s in summaries
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -337,14 +366,9 @@ def console_router(console: Console) -> APIRouter:
             return RedirectResponse("/staff/login", status_code=303)
         username = _text(form.get("username")).strip().lower()
         password = _text(form.get("password"))
-        check = await asyncio.to_thread(console.staff.check_password, username, password)
+        check = await asyncio.to_thread(console.logins.password, username, password, auth.source(request))
         if not check.ok or check.user is None:
-            error = (
-                "This account is locked after too many failed attempts. Try again later, or ask an "
-                "administrator to unlock it."
-                if check.reason == "AccountLocked"
-                else "The user name or password is not right, or the account is disabled."
-            )
+            await console.detector.signal("staff-login-failure")
             return console.page(
                 request,
                 "login.html",
@@ -352,7 +376,7 @@ def console_router(console: Console) -> APIRouter:
                 status_code=401,
                 csrf=auth.csrf.token(binding),
                 title="Sign in",
-                error=error,
+                error=LOGIN_REFUSED,
             )
         token = await asyncio.to_thread(auth.sessions.open, check.user.username, "password")
         response = RedirectResponse(
@@ -372,14 +396,16 @@ def console_router(console: Console) -> APIRouter:
     async def code(request: Request) -> Response:
         session = await posted(request, auth.half_open(request))
         form = await request.form()
-        check = await asyncio.to_thread(console.staff.check_code, session.username, _text(form.get("code")))
+        check = await asyncio.to_thread(
+            console.logins.code, session.username, _text(form.get("code")), auth.source(request)
+        )
         return await _second_factor_result(request, session, check.ok, check.reason, "code.html")
 
     async def _second_factor_result(
         request: Request, session: StaffSession, ok: bool, reason: str | None, template: str, **extra: Any
     ) -> Response:
-        if ok:
-            token = await asyncio.to_thread(auth.sessions.upgrade, session)
+        token = await asyncio.to_thread(auth.sessions.upgrade, session) if ok else None
+        if token is not None:
             full = await asyncio.to_thread(auth.sessions.get, token)
             if extra.get("recovery_codes") and full is not None:
                 response: Response = console.page(
@@ -389,7 +415,10 @@ def console_router(console: Console) -> APIRouter:
                 response = RedirectResponse(HOME[session.user.role], status_code=303)
             auth.set_cookie(response, settings.staff_session_cookie, token)
             return response
-        if reason in ("AccountLocked", "AccountDisabled"):
+        if not ok:
+            await console.detector.signal("staff-login-failure")
+        if ok or reason in ("AccountLocked", "AccountDisabled", "SourceThrottled"):
+            # (ok without a token: an administrator's change to the account ended the half-open session)
             await asyncio.to_thread(auth.sessions.end, session, "logout")
             response = RedirectResponse("/staff/login", status_code=303)
             auth.clear_cookie(response, settings.staff_session_cookie)
@@ -419,11 +448,105 @@ def console_router(console: Console) -> APIRouter:
         session = await posted(request, auth.half_open(request))
         form = await request.form()
         check, codes = await asyncio.to_thread(
-            console.staff.finish_enrolment, session.username, _text(form.get("code"))
+            console.logins.enrol,
+            session.username,
+            _text(form.get("code")),
+            auth.source(request),
+            session=session.token_hash,
         )
         return await _second_factor_result(
             request, session, check.ok, check.reason, "enrol.html", recovery_codes=codes
         )
+
+    # -------------------------------------------------------------- first enrolment (a one-time link)
+
+    def _link_response(response: Response) -> Response:
+        """The token is in this page's URL: no Referer may carry it anywhere (the console's headers say
+        so too; this page must not depend on that)."""
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def _link_refused(request: Request) -> Response:
+        """One page for every reason (unknown, used, superseded, expired, disabled): the audit trail
+        has the reason, the visitor needs only to ask for a new link."""
+        return _link_response(
+            console.page(
+                request, "enrol_link.html", None, status_code=410, title="Link not valid", refused=True
+            )
+        )
+
+    async def _link_page(
+        request: Request, token: str, status_code: int = 200, error: str | None = None
+    ) -> Response:
+        check = await asyncio.to_thread(console.staff.enrolment_account, token)
+        if not check.ok or check.user is None:
+            return _link_refused(request)
+        username = check.user.username
+        secret = await asyncio.to_thread(console.staff.enrolment_secret, username)
+        uri = totp.provisioning_uri(secret, username, f"{settings.clinic_name} staff console")
+        binding, fresh = auth.login_binding(request)
+        response = console.page(
+            request,
+            "enrol_link.html",
+            None,
+            status_code=status_code,
+            csrf=auth.csrf.token(binding),
+            title="Set up your account",
+            username=username,
+            qr=totp.qr_svg(uri),
+            secret=totp.grouped(secret),
+            error=error,
+        )
+        if fresh:
+            auth.set_cookie(response, settings.staff_login_cookie, fresh)
+        return _link_response(response)
+
+    @router.get("/enrol/{token}")
+    async def link_page(request: Request, token: str) -> Response:
+        """Opening the link spends nothing (a mail scanner may fetch it too); only the form does."""
+        return await _link_page(request, token)
+
+    @router.post("/enrol/{token}")
+    async def link_enrol(request: Request, token: str) -> Response:
+        """Set the password and TOTP, spend the link, and sign in: the person just proved the link, a new
+        password and the app in one step, so a second login would prove nothing more (and would wait for
+        the next 30-second code)."""
+        binding, _fresh = auth.login_binding(request)
+        form = await request.form()
+        if not auth.csrf.check(binding, _text(form.get(FIELD))):
+            return await _link_page(request, token, 403, "The form expired; fill it in again.")
+        password = _text(form.get("password"))
+        if password != _text(form.get("confirm")):
+            return await _link_page(request, token, 400, "The two passwords are not the same.")
+        try:
+            check, codes = await asyncio.to_thread(
+                console.staff.complete_enrolment, token, password, _text(form.get("code"))
+            )
+        except InvalidStaffInput as exc:
+            return await _link_page(request, token, 400, f"Choose another password: {exc}.")
+        if check.reason == "BadCode":
+            return await _link_page(
+                request,
+                token,
+                401,
+                "That code is not right. Check the app has the key, then try the next one.",
+            )
+        if not check.ok or check.user is None:
+            return _link_refused(request)  # refused (and audited) by complete_enrolment
+        # a full login (link, password, code): this address is proven for the account (``throttle``)
+        await asyncio.to_thread(console.logins.throttle.prove, check.user.username, auth.source(request))
+        session_token = await asyncio.to_thread(auth.sessions.open, check.user.username, "full")
+        full = await asyncio.to_thread(auth.sessions.get, session_token)
+        response = console.page(
+            request,
+            "recovery.html",
+            full,
+            title="Recovery codes",
+            home=HOME[check.user.role],
+            recovery_codes=codes,
+        )
+        auth.set_cookie(response, settings.staff_session_cookie, session_token)
+        return _link_response(response)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
@@ -627,9 +750,19 @@ def console_router(console: Console) -> APIRouter:
         return await _users(request, session)
 
     async def _users(
-        request: Request, session: StaffSession, status_code: int = 200, error: str | None = None
+        request: Request,
+        session: StaffSession,
+        status_code: int = 200,
+        error: str | None = None,
+        link: EnrolmentLink | None = None,
+        notice: str | None = None,
     ) -> Response:
+        """The accounts page; after a creation or reset, with the new enrolment link, shown this once
+        (only its HMAC is stored)."""
         users = await asyncio.to_thread(console.staff.users)
+        extra: dict[str, Any] = {"notice": notice} if notice else {}
+        if link is not None:
+            extra.update(link=link, link_url=str(request.base_url).rstrip("/") + link.path)
         return console.page(
             request,
             "users.html",
@@ -639,6 +772,8 @@ def console_router(console: Console) -> APIRouter:
             users=users,
             now=console.staff.now(),
             error=error,
+            link_hours=settings.staff_enrolment_link_hours,
+            **extra,
         )
 
     @router.post("/admin/users")
@@ -646,24 +781,34 @@ def console_router(console: Console) -> APIRouter:
         session = await posted(request, guarded(request, ADMIN))
         form = await request.form()
         try:
-            await asyncio.to_thread(
-                console.staff.add_user,
+            user, link = await asyncio.to_thread(
+                console.staff.invite,
                 _text(form.get("username")).strip().lower(),
                 _text(form.get("role")),
-                _text(form.get("password")),
                 by=Actor(kind="staff", id=session.username),
             )
         except (InvalidStaffInput, UserExists) as exc:
             return await _users(request, session, 400, f"Not created: {exc}.")
-        return RedirectResponse("/staff/admin/users?notice=user-added", status_code=303)
+        # rendered, not redirected: the link exists only in this response
+        return await _users(request, session, link=link, notice=f"Account {user.username} created.")
 
     @router.post("/admin/users/{username}/{change}")
     async def change_user(request: Request, username: str, change: str) -> Response:
         session = await posted(request, guarded(request, ADMIN))
-        if change not in ("role", "password", "totp-reset", "unlock", "disable", "enable"):
+        if change not in ("role", "reset", "totp-reset", "unlock", "disable", "enable"):
             return Response(status_code=404)
-        if username == session.username and change in ("role", "disable"):
-            return await _users(request, session, 400, "You cannot change your own role or disable yourself.")
+        if username == session.username and change in ("role", "disable", "reset"):
+            return await _users(
+                request, session, 400, "You cannot change your own role, reset or disable yourself."
+            )
+        if change == "reset":
+            try:
+                link = await asyncio.to_thread(
+                    console.staff.reset, username, by=Actor(kind="staff", id=session.username)
+                )
+            except StaffError as exc:
+                return await _users(request, session, 400, f"Not reset: {exc}.")
+            return await _users(request, session, link=link, notice=f"Account {username} reset.")
         form = await request.form()
         try:
             await asyncio.to_thread(
@@ -672,7 +817,7 @@ def console_router(console: Console) -> APIRouter:
                 change,  # type: ignore[arg-type]  # checked against the closed set above
                 by=Actor(kind="staff", id=session.username),
                 role=_text(form.get("role")) or None,
-                password=_text(form.get("password")) or None,
+                current_session=session.token_hash,
             )
         except StaffError as exc:
             return await _users(request, session, 400, f"Not changed: {exc}.")

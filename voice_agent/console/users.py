@@ -3,12 +3,29 @@
 A row holds the account name, its role, an argon2id password hash, the TOTP secret sealed with
 AES-256-GCM under the audit keyring (bound to the account name), the last TOTP step accepted (so a code
 works once), the failed-login counter and lock, and whether the account is disabled. Recovery codes are
-SHA-256 digests in their own table. Nothing here is patient data; none of it is logged.
+SHA-256 digests in their own table. Nothing here is patient data; none of it is logged. The lock applies
+only to sources that have not proven themselves for the account, and a per-source backoff comes first
+(``throttle``); a TOTP step is spent by a conditional update; a change to credentials or role ends the
+account's other sessions in the same transaction (``sessions.end_sessions``).
 
 Every login attempt is an audit event (``staff.login``: success, or denied with the reason's class
 name), and so is every change to an account (``staff.user.create`` / ``staff.user.update`` with the role
 or what changed, never a value). A name that is not an account is audited with the service as actor and
 no name at all: what someone typed into the user field could be anything, a patient's name included.
+
+First enrolment: an administrator (console or ``voice-agent staff``) never chooses a password. Creating
+or resetting an account stores an unusable password hash and issues a one-time enrolment link, shown to
+the administrator once; its owner sets the password and the TOTP app through it. Only an HMAC of the
+link's token is stored (``Keyring.mac``, purpose ``staff-enrolment``); a link expires (24 h by default),
+is superseded by a newer one for the same account, and is spent by a conditional update, so two uses give
+one success. Each step is audited (``enrolment-link`` issued, ``staff.enrolment`` used or refused), never
+the token.
+
+Integrity: every row carries an HMAC under the audit keys over its name, role, password hash, TOTP
+state and disabled flag (``STAFF_SEAL``; ``voice_agent.audit.row_integrity``). Every write to the row
+goes through ``_account_write`` (check first, tag last); every read checks it, and a row that fails is
+no account at all for logins and sessions, a ``record-tampered`` alert, and, on the administrator's
+page, a disabled account to reset.
 
 Blocking SQL and a deliberately slow hash: call it from the event loop with ``asyncio.to_thread``.
 """
@@ -16,8 +33,10 @@ Blocking SQL and a deliberately slow hash: call it from the event loop with ``as
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -36,6 +55,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    or_,
     select,
     update,
 )
@@ -53,6 +73,14 @@ from voice_agent.audit import (
     StaffRole,
 )
 from voice_agent.audit.crypto import DecryptionError, Sealed
+from voice_agent.audit.row_integrity import (
+    RowSeal,
+    TamperAlarm,
+    Verdict,
+    add_mac_columns,
+    mac_columns,
+    seal_events,
+)
 from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 
 from . import totp
@@ -66,6 +94,13 @@ ROLE_NAMES: dict[str, str] = {
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
 _USERNAME = re.compile(STAFF_USER_PATTERN)
+#: The password hash of an account whose owner has not enrolled yet: no argon2 hash, so nothing verifies.
+UNUSABLE_PASSWORD = "!enrolment-pending"
+#: The ``Keyring.mac`` purpose of enrolment-link tokens (a tag for one use is never valid for another).
+ENROLMENT_PURPOSE = "staff-enrolment"
+DEFAULT_ENROLMENT_LIFETIME = timedelta(hours=24)
+#: ``secrets.token_urlsafe(32)``: 256 random bits, 43 URL-safe characters.
+_LINK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 metadata = MetaData()
 
@@ -85,6 +120,27 @@ staff_users_table = Table(
     Column("locked_until", DateTime(timezone=False)),
     Column("disabled", Boolean(), nullable=False),
     Column("created_at", DateTime(timezone=False), nullable=False),
+    #: HMAC over ``STAFF_SEAL.columns`` under the audit keys: checked at every read (``row_integrity``).
+    *mac_columns(),
+)
+
+#: What an account's tag covers: everything that grants access or says who someone is. Not the
+#: failed-login counter and lock: they change on every wrong attempt (by conditional SQL, not a
+#: read-modify-write), and forging them only lifts or imposes a throttle, never grants access.
+STAFF_SEAL = RowSeal(
+    "staff-account",
+    (
+        "username",
+        "role",
+        "password_hash",
+        "totp_key_id",
+        "totp_nonce",
+        "totp_ciphertext",
+        "totp_enrolled",
+        "totp_last_step",
+        "disabled",
+        "created_at",
+    ),
 )
 
 staff_recovery_table = Table(
@@ -92,6 +148,17 @@ staff_recovery_table = Table(
     metadata,
     Column("username", String(32), primary_key=True),
     Column("digest", String(64), primary_key=True),
+)
+
+#: Enrolment links: at most one per account (issuing deletes the older). The token itself is nowhere.
+staff_enrolment_table = Table(
+    "staff_enrolment_links",
+    metadata,
+    Column("token_mac", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("username", String(32), nullable=False, index=True),
+    Column("expires_at", DateTime(timezone=False), nullable=False),
+    Column("used_at", DateTime(timezone=False)),
 )
 
 
@@ -111,6 +178,10 @@ class UnknownUser(StaffError, LookupError):
     pass
 
 
+class AccountTampered(StaffError):
+    """The account's row fails its integrity tag: changed outside the console. Only a reset repairs it."""
+
+
 @dataclass(frozen=True)
 class StaffUser:
     username: str
@@ -120,6 +191,10 @@ class StaffUser:
     failed_logins: int
     locked_until: datetime | None
     created_at: datetime
+    #: Created or reset by an administrator, and its owner has not used the enrolment link yet.
+    enrolment_pending: bool = False
+    #: The row fails its integrity tag: listed (for the administrator) as disabled, never trusted.
+    tampered: bool = False
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
@@ -132,7 +207,7 @@ class StaffUser:
 @dataclass(frozen=True)
 class LoginCheck:
     """The answer to one login step: the account when it passed, else the reason (an error class name
-    the audit trail records; the page says the same vague thing for every reason but a lock)."""
+    the audit trail records; the page says the same thing for every reason: ``routes.LOGIN_REFUSED``)."""
 
     user: StaffUser | None
     reason: str | None = None
@@ -140,6 +215,21 @@ class LoginCheck:
     @property
     def ok(self) -> bool:
         return self.user is not None and self.reason is None
+
+
+@dataclass(frozen=True)
+class EnrolmentLink:
+    """A one-time link, returned once to whoever issued it (the administrator's page, the CLI's output)
+    and kept nowhere else: the database holds only the token's HMAC. ``repr`` leaves the token out."""
+
+    username: str
+    token: str = field(repr=False)
+    expires_at: datetime
+
+    @property
+    def path(self) -> str:
+        """The link's path on the console: the token is the only thing in it."""
+        return f"/staff/enrol/{self.token}"
 
 
 def check_username(username: str) -> str:
@@ -181,10 +271,12 @@ class StaffStore:
         service_identity: str = "voice-agent",
         lockout_threshold: int = 5,
         lockout: timedelta = timedelta(minutes=15),
+        enrolment_lifetime: timedelta = DEFAULT_ENROLMENT_LIFETIME,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._trail = trail
         self._keyring = keyring
+        self.enrolment_lifetime = enrolment_lifetime
         self._service = Actor(kind="service", id=service_identity)
         self._threshold = lockout_threshold
         self._lockout = lockout
@@ -192,8 +284,16 @@ class StaffStore:
         self._hasher = PasswordHasher()
         #: Verified against when the name is unknown, so a miss costs what a wrong password costs.
         self._dummy_hash = self._hasher.hash("not an account's password")
-        with trail.transaction() as (conn, _append):
+        from .sessions import metadata as sessions_metadata  # sessions imports this module
+
+        with trail.transaction() as (conn, append):
             create_tables(conn, metadata)
+            create_tables(conn, sessions_metadata)  # a reset ends the account's sessions
+            if add_mac_columns(conn, staff_users_table):
+                self._seal_existing(conn, append)
+        self._alarm = TamperAlarm(
+            trail, keyring, self._service, AuditPurpose.STAFF_CONSOLE, clock=self._clock
+        )
 
     def now(self) -> datetime:
         return from_db_time(to_db_time(self._clock()))
@@ -201,15 +301,32 @@ class StaffStore:
     # ------------------------------------------------------------------ accounts
 
     def add_user(self, username: str, role: str, password: str, *, by: Actor | None = None) -> StaffUser:
-        """Create an account (TOTP is enrolled at its first login). ``by``: the administrator, or the
-        service when the command line creates one."""
+        """Create an account with a known password (TOTP is enrolled at its first login): for tests and
+        migrations only. The console and the command line call ``invite``, so no administrator ever
+        knows a working credential."""
+        return self._create(username, role, password, by)[0]
+
+    def invite(self, username: str, role: str, *, by: Actor | None = None) -> tuple[StaffUser, EnrolmentLink]:
+        """Create an account that cannot log in yet, and its one-time enrolment link (audited: the
+        creation and the link's issue, in one transaction). ``by``: the administrator, or the service when
+        the command line creates one."""
+        user, link = self._create(username, role, None, by)
+        assert link is not None
+        return user, link
+
+    def _create(
+        self, username: str, role: str, password: str | None, by: Actor | None
+    ) -> tuple[StaffUser, EnrolmentLink | None]:
         username = check_username(username)
         checked_role = check_role(role)
-        password_hash = self._hasher.hash(check_password(password, username))
+        if password is None:
+            password_hash = UNUSABLE_PASSWORD
+        else:
+            password_hash = self._hasher.hash(check_password(password, username))
         actor = by or self._service
         now = self.now()
 
-        with self._trail.transaction() as (conn, append):
+        with self._account_write(username) as (conn, append):
             if self._row(conn, username) is not None:
                 raise UserExists("an account with that name exists")
             conn.execute(
@@ -224,17 +341,41 @@ class StaffStore:
                 )
             )
             append(self._event(actor, AuditAction.STAFF_USER_CREATE, "success", username, role=checked_role))
-        return StaffUser(username, checked_role, False, False, 0, None, now)
+            link = None if password is not None else self._issue_link(conn, append, username, actor, now)
+        return StaffUser(username, checked_role, False, False, 0, None, now, password is None), link
 
     def users(self) -> list[StaffUser]:
+        """Every account, for the administrator; one whose row fails its tag is listed as ``tampered``
+        and disabled (and alarmed), so it can be reset."""
         with self._trail.engine.connect() as conn, conn.begin():
             rows = conn.execute(select(staff_users_table).order_by(staff_users_table.c.username)).all()
-        return [user_from_row(row) for row in rows]
+        return [self._checked_user(row) for row in rows]
 
     def user(self, username: str) -> StaffUser | None:
         with self._trail.engine.connect() as conn, conn.begin():
             row = self._row(conn, username)
-        return None if row is None else user_from_row(row)
+        return None if row is None else self._checked_user(row)
+
+    def trusted(self, row: Row[Any]) -> bool:
+        """Whether an account row (or a row joined with one) passes its tag; alarms when it does not."""
+        verdict = STAFF_SEAL.check(self._keyring, row._mapping)
+        if verdict is not Verdict.OK:
+            self._alarm("staff-account", str(row.username), verdict)
+        return verdict is Verdict.OK
+
+    def _checked_user(self, row: Row[Any]) -> StaffUser:
+        if self.trusted(row):
+            return user_from_row(row)
+        return StaffUser(
+            username=str(row.username),
+            role="front-desk",  # not what the row says: the page shows it as unknown
+            enrolled=False,
+            disabled=True,
+            failed_logins=0,
+            locked_until=None,
+            created_at=from_db_time(row.created_at),
+            tampered=True,
+        )
 
     def change(
         self,
@@ -243,15 +384,18 @@ class StaffStore:
         *,
         by: Actor,
         role: str | None = None,
-        password: str | None = None,
+        current_session: str | None = None,
     ) -> StaffUser:
-        """An administrator's change: role, password, reset TOTP (re-enrol at next login), unlock,
-        disable or enable. Audited with what changed, never the value."""
+        """An administrator's change: role, reset TOTP (re-enrol at next login), unlock, disable or
+        enable. Audited with what changed, never the value. No password: an administrator never sets
+        one (``reset`` issues an enrolment link instead). A role change, TOTP reset or disable ends the
+        account's sessions in the same transaction (but ``current_session``, the digest of the session
+        making the change)."""
+        from .sessions import end_sessions  # sessions imports this module
+
         values: dict[str, Any]
         if change == "role":
             values = {"role": check_role(role or "")}
-        elif change == "password":
-            values = {"password_hash": self._hasher.hash(check_password(password or "", username))}
         elif change == "totp-reset":
             values = {
                 "totp_enrolled": False,
@@ -266,7 +410,7 @@ class StaffStore:
             values = {"disabled": change == "disable"}
         else:
             raise InvalidStaffInput("not a change an administrator makes")
-        with self._trail.transaction() as (conn, append):
+        with self._account_write(username) as (conn, append):
             if self._row(conn, username) is None:
                 raise UnknownUser("no such account")
             conn.execute(
@@ -284,16 +428,203 @@ class StaffStore:
                     role=values.get("role"),
                 )
             )
+            if change in ("role", "totp-reset", "disable"):
+                end_sessions(conn, append, username, change, self.now(), keep=current_session)
             row = self._row(conn, username)
         assert row is not None
         return user_from_row(row)
 
+    # ------------------------------------------------------------------ enrolment links
+
+    def reset(self, username: str, *, by: Actor | None = None) -> EnrolmentLink:
+        """An administrator's reset (a forgotten password, a lost phone, a suspected compromise): the
+        password and second factor are cleared, recovery codes and sessions deleted, any older link
+        voided, and a new link issued, all in one audited transaction. Also how an administrator gives a
+        pending account a fresh link when the first one expired."""
+        from .sessions import end_sessions  # sessions imports this module
+
+        actor = by or self._service
+        now = self.now()
+        with self._account_write(username, repair=actor) as (conn, append):
+            if self._row(conn, username) is None:
+                raise UnknownUser("no such account")
+            conn.execute(
+                update(staff_users_table)
+                .where(staff_users_table.c.username == username)
+                .values(
+                    password_hash=UNUSABLE_PASSWORD,
+                    totp_enrolled=False,
+                    totp_key_id=None,
+                    totp_nonce=None,
+                    totp_ciphertext=None,
+                    totp_last_step=None,
+                    failed_logins=0,
+                    locked_until=None,
+                )
+            )
+            conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == username))
+            append(
+                self._event(
+                    actor, AuditAction.STAFF_USER_UPDATE, "success", username, change="enrolment-reset"
+                )
+            )
+            end_sessions(conn, append, username, "enrolment-reset", now)
+            return self._issue_link(conn, append, username, actor, now)
+
+    def enrolment_account(self, token: str) -> LoginCheck:
+        """The account a link enrols, if the link can still be used (unknown, superseded, used, expired
+        and disabled-account links are refused, each refusal audited by reason); it is not spent here."""
+        _link, check = self._usable_link(token)
+        return check
+
+    def complete_enrolment(self, token: str, password: str, code: str) -> tuple[LoginCheck, list[str]]:
+        """The owner sets a password and proves the TOTP app with a code from the pending secret (the one
+        ``enrolment_secret`` showed). The link is spent by a conditional update in the same transaction
+        that sets the password, enrols TOTP, stores ten new recovery codes (returned once) and records the
+        login: of two concurrent uses, one succeeds. Raises ``InvalidStaffInput`` for a password that
+        breaks the rules (the link stays usable)."""
+        link, check = self._usable_link(token)
+        if link is None or check.user is None or not check.ok:
+            return check, []
+        user = check.user
+        password_hash = self._hasher.hash(check_password(password, user.username))
+        row = self.user_row(user.username)
+        if row is None or row.totp_enrolled:  # another use of this link finished first
+            self._enrolment_refused(user.username, "EnrolmentLinkUsed")
+            return LoginCheck(user, "EnrolmentLinkUsed"), []
+        secret = self._secret(row)
+        step = None if secret is None else totp.accepted_step(secret, code, self._clock(), None)
+        if step is None:
+            self._enrolment_refused(user.username, "BadCode")
+            return LoginCheck(user, "BadCode"), []
+        codes = totp.new_recovery_codes()
+        now = self.now()
+        t = staff_enrolment_table
+        with self._account_write(user.username) as (conn, append):
+            spent = conn.execute(
+                update(t)
+                .where(t.c.token_mac == link.token_mac)
+                .where(t.c.used_at.is_(None))
+                .where(t.c.expires_at > to_db_time(now))
+                .values(used_at=to_db_time(now))
+            )
+            if spent.rowcount != 1:  # used, superseded or expired since it was checked
+                append(self._enrolment_event(user.username, "denied", "EnrolmentLinkUsed"))
+                return LoginCheck(user, "EnrolmentLinkUsed"), []
+            conn.execute(
+                update(staff_users_table)
+                .where(staff_users_table.c.username == user.username)
+                .values(
+                    password_hash=password_hash,
+                    totp_enrolled=True,
+                    totp_last_step=step,
+                    failed_logins=0,
+                    locked_until=None,
+                )
+            )
+            conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == user.username))
+            conn.execute(
+                staff_recovery_table.insert(),
+                [{"username": user.username, "digest": totp.recovery_digest(c)} for c in codes],
+            )
+            append(self._enrolment_event(user.username, "success", None))
+            append(self._login_event(Actor(kind="staff", id=user.username), "success", None))
+            done = self._row(conn, user.username)
+        assert done is not None
+        return LoginCheck(user_from_row(done)), codes
+
+    def _issue_link(
+        self,
+        conn: Connection,
+        append: Callable[[AuditEvent], None],
+        username: str,
+        actor: Actor,
+        now: datetime,
+    ) -> EnrolmentLink:
+        """A new link for ``username`` (any older one deleted: superseded), inside the caller's
+        transaction; audited as ``enrolment-link``."""
+        token = secrets.token_urlsafe(32)
+        expires = now + self.enrolment_lifetime
+        t = staff_enrolment_table
+        conn.execute(delete(t).where(t.c.username == username))
+        conn.execute(
+            t.insert().values(
+                token_mac=self._keyring.mac(token.encode(), purpose=ENROLMENT_PURPOSE),
+                key_id=self._keyring.active_id,
+                username=username,
+                expires_at=to_db_time(expires),
+                used_at=None,
+            )
+        )
+        append(
+            self._event(actor, AuditAction.STAFF_USER_UPDATE, "success", username, change="enrolment-link")
+        )
+        return EnrolmentLink(username, token, expires)
+
+    def _usable_link(self, token: str) -> tuple[Row[Any] | None, LoginCheck]:
+        """The link row and its account, or the reason it cannot be used (audited)."""
+        if not _LINK_TOKEN.fullmatch(token):
+            link = None
+        else:
+            # any key in the keyring: a link issued just before a key rotation still works
+            macs = [
+                self._keyring.mac(token.encode(), k, purpose=ENROLMENT_PURPOSE) for k in self._keyring.keys
+            ]
+            t = staff_enrolment_table
+            with self._trail.engine.connect() as conn, conn.begin():
+                link = conn.execute(select(t).where(t.c.token_mac.in_(macs))).first()
+        row = None if link is None else self.user_row(str(link.username))
+        if link is None or row is None:
+            # no account to name: what was sent could be anything
+            with self._trail.transaction() as (_conn, append):
+                append(
+                    AuditEvent(
+                        time=self._clock(),
+                        actor=self._service,
+                        purpose=AuditPurpose.STAFF_CONSOLE,
+                        action=AuditAction.STAFF_ENROLMENT,
+                        outcome="denied",
+                        error="UnknownEnrolmentLink",
+                    )
+                )
+            return None, LoginCheck(None, "UnknownEnrolmentLink")
+        user = user_from_row(row)
+        if link.used_at is not None:
+            reason: str | None = "EnrolmentLinkUsed"
+        elif from_db_time(link.expires_at) <= self.now():
+            reason = "EnrolmentLinkExpired"
+        elif user.disabled:
+            reason = "AccountDisabled"
+        else:
+            reason = None
+        if reason is not None:
+            self._enrolment_refused(user.username, reason)
+            return None, LoginCheck(user, reason)
+        return link, LoginCheck(user)
+
+    def _enrolment_refused(self, username: str, reason: str) -> None:
+        with self._trail.transaction() as (_conn, append):
+            append(self._enrolment_event(username, "denied", reason))
+
+    def _enrolment_event(self, username: str, outcome: AuditOutcome, reason: str | None) -> AuditEvent:
+        return AuditEvent(
+            time=self._clock(),
+            actor=Actor(kind="staff", id=username),
+            purpose=AuditPurpose.STAFF_CONSOLE,
+            action=AuditAction.STAFF_ENROLMENT,
+            outcome=outcome,
+            resource_ids=(username,),
+            error=reason,
+        )
+
     # ------------------------------------------------------------------ login
 
-    def check_password(self, username: str, password: str) -> LoginCheck:
-        """The first step. A wrong password counts towards the lock; a locked or disabled account is
-        refused before its hash is checked. Only refusals are audited here (``login_succeeded`` records
-        the whole login once the second factor passed)."""
+    def check_password(self, username: str, password: str, *, lock_applies: bool = True) -> LoginCheck:
+        """The first step. Every path runs one argon2 verify (against a dummy hash for a name that is no
+        account or has no password yet), so how long a refusal takes says nothing about the name. A
+        wrong password counts towards the lock, and a locked account is refused, only when
+        ``lock_applies`` (the source has not proven itself for this account: ``throttle``). Only
+        refusals are audited here (the login is recorded once the second factor passed)."""
         row = self.user_row(username)
         if row is None:
             self._verify(self._dummy_hash, password)
@@ -301,31 +632,39 @@ class StaffStore:
                 append(self._login_event(self._service, "denied", "UnknownUser"))
             return LoginCheck(None, "UnknownUser")
         user = user_from_row(row)
-        refused = self._refusal(user)
+        pending = user.enrolment_pending
+        matches = self._verify(self._dummy_hash if pending else str(row.password_hash), password)
+        refused = self._refusal(user, lock_applies)
         if refused:
             return self._deny(user, refused)
-        if not self._verify(str(row.password_hash), password):
-            return self._fail(user, "BadPassword")
+        if pending:
+            # no password yet: nothing to guess, so not counted
+            return self._deny(user, "EnrolmentPending")
+        if not matches:
+            return self._fail(user, "BadPassword", count=lock_applies)
         if self._hasher.check_needs_rehash(str(row.password_hash)):
             self._set(username, password_hash=self._hasher.hash(password))
         return LoginCheck(user)
 
-    def check_code(self, username: str, code: str) -> LoginCheck:
+    def check_code(self, username: str, code: str, *, lock_applies: bool = True) -> LoginCheck:
         """The second step: a TOTP code (each accepted once) or an unused recovery code (then deleted).
-        Success resets the failure counter and records ``staff.login``."""
+        Success resets the failure counter and records ``staff.login``. ``lock_applies``: as for
+        ``check_password``."""
         row = self.user_row(username)
         if row is None:
             return LoginCheck(None, "UnknownUser")
         user = user_from_row(row)
-        refused = self._refusal(user)
+        refused = self._refusal(user, lock_applies)
         if refused:
             return self._deny(user, refused)
         if not user.enrolled:
-            return self._fail(user, "NotEnrolled")
+            return self._fail(user, "NotEnrolled", count=lock_applies)
         secret = self._secret(row)
         step = totp.accepted_step(secret, code, self._clock(), row.totp_last_step) if secret else None
         if step is not None:
-            return self._succeed(user, totp_last_step=step)
+            if self._consume_step(user, step):
+                return LoginCheck(user)
+            return self._fail(user, "BadCode", count=lock_applies)  # the step was spent meanwhile
         if totp.looks_like_recovery_code(code):
             digest = totp.recovery_digest(code)
             with self._trail.transaction() as (conn, append):
@@ -343,7 +682,7 @@ class StaffStore:
                     )
             if used.rowcount == 1:
                 return self._succeed(user)
-        return self._fail(user, "BadCode")
+        return self._fail(user, "BadCode", count=lock_applies)
 
     def enrolment_secret(self, username: str) -> str:
         """The pending TOTP secret of an account that has not enrolled yet (made on first ask, then the
@@ -365,14 +704,20 @@ class StaffStore:
             )
         return secret
 
-    def finish_enrolment(self, username: str, code: str) -> tuple[LoginCheck, list[str]]:
+    def finish_enrolment(
+        self, username: str, code: str, *, lock_applies: bool = True, session: str | None = None
+    ) -> tuple[LoginCheck, list[str]]:
         """Enrolment succeeds when a code from the app matches the pending secret: the account is then
-        enrolled, gets ten new recovery codes (returned once, stored as digests) and is logged in."""
+        enrolled, gets ten new recovery codes (returned once, stored as digests) and is logged in. The
+        enrolment is a conditional update (of two concurrent ones, one succeeds), and it ends the
+        account's other sessions (all but ``session``, the digest of the one enrolling)."""
+        from .sessions import end_sessions  # sessions imports this module
+
         row = self.user_row(username)
         if row is None:
             return LoginCheck(None, "UnknownUser"), []
         user = user_from_row(row)
-        refused = self._refusal(user)
+        refused = self._refusal(user, lock_applies)
         if refused:
             return self._deny(user, refused), []
         secret = self._secret(row)
@@ -382,46 +727,115 @@ class StaffStore:
             else totp.accepted_step(secret, code, self._clock(), None)
         )
         if step is None:
-            return self._fail(user, "BadCode"), []
+            return self._fail(user, "BadCode", count=lock_applies), []
         codes = totp.new_recovery_codes()
-        with self._trail.transaction() as (conn, append):
-            conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == username))
-            conn.execute(
-                staff_recovery_table.insert(),
-                [{"username": username, "digest": totp.recovery_digest(c)} for c in codes],
-            )
-            conn.execute(
-                update(staff_users_table)
-                .where(staff_users_table.c.username == username)
+        t = staff_users_table
+        with self._account_write(username) as (conn, append):
+            enrolled = conn.execute(
+                update(t)
+                .where(t.c.username == username, t.c.totp_enrolled.is_(False))
                 .values(totp_enrolled=True, totp_last_step=step)
             )
-            append(
-                self._event(
-                    Actor(kind="staff", id=username),
-                    AuditAction.STAFF_USER_UPDATE,
-                    "success",
-                    username,
-                    change="totp-enrolled",
+            if enrolled.rowcount == 1:
+                conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == username))
+                conn.execute(
+                    staff_recovery_table.insert(),
+                    [{"username": username, "digest": totp.recovery_digest(c)} for c in codes],
                 )
-            )
+                end_sessions(conn, append, username, "totp-enrolled", self.now(), keep=session)
+                append(
+                    self._event(
+                        Actor(kind="staff", id=username),
+                        AuditAction.STAFF_USER_UPDATE,
+                        "success",
+                        username,
+                        change="totp-enrolled",
+                    )
+                )
+        if enrolled.rowcount != 1:  # another submission enrolled it first
+            return self._fail(user, "BadCode", count=lock_applies), []
         return self._succeed(user_from_row(self.user_row(username) or row)), codes
 
     # ------------------------------------------------------------------ internals
 
     def user_row(self, username: str) -> Row[Any] | None:
+        """The account's row if it passes its tag. One that fails reads as no account at all (and is
+        alarmed): nothing on it, a role, a hash, a TOTP secret, is believed."""
         if not _USERNAME.fullmatch(username):
             return None
         with self._trail.engine.connect() as conn, conn.begin():
-            return self._row(conn, username)
+            row = self._row(conn, username)
+        return row if row is not None and self.trusted(row) else None
 
     def _row(self, conn: Connection, username: str) -> Row[Any] | None:
         return conn.execute(select(staff_users_table).where(staff_users_table.c.username == username)).first()
 
     def _set(self, username: str, **values: object) -> None:
-        with self._trail.transaction() as (conn, _append):
+        with self._account_write(username) as (conn, _append):
             conn.execute(
                 update(staff_users_table).where(staff_users_table.c.username == username).values(**values)
             )
+
+    @contextmanager
+    def _account_write(
+        self, username: str, *, repair: Actor | None = None
+    ) -> Iterator[tuple[Connection, Callable[[AuditEvent], None]]]:
+        """The audited transaction for any write to an account's row: the row is locked and checked
+        first, and tagged again last, so the tag covers exactly what the transaction leaves and no
+        change made meanwhile by someone else is folded in. A row that fails is refused
+        (``AccountTampered``), except for ``repair`` (an administrator's reset, by that actor), which
+        first drops it to the least privilege, front desk (audited as a role change). Alarmed after the
+        transaction either way."""
+        failed: Verdict | None = None
+        try:
+            with self._trail.transaction() as (conn, append):
+                t = staff_users_table
+                row = conn.execute(select(t).where(t.c.username == username).with_for_update()).first()
+                if row is not None:
+                    verdict = STAFF_SEAL.check(self._keyring, row._mapping)
+                    if verdict is not Verdict.OK:
+                        failed = verdict
+                        if repair is None:
+                            raise AccountTampered(
+                                "this account was changed outside the console: reset it to repair it"
+                            )
+                        conn.execute(update(t).where(t.c.username == username).values(role="front-desk"))
+                        append(
+                            self._event(
+                                repair,
+                                AuditAction.STAFF_USER_UPDATE,
+                                "success",
+                                username,
+                                change="role",
+                                role="front-desk",
+                            )
+                        )
+                yield conn, append
+                after = self._row(conn, username)
+                if after is not None:
+                    conn.execute(
+                        update(t)
+                        .where(t.c.username == username)
+                        .values(**STAFF_SEAL.tag(self._keyring, after._mapping))
+                    )
+        finally:
+            if failed is not None:
+                self._alarm("staff-account", username, failed)
+
+    def _seal_existing(self, conn: Connection, append: Callable[[AuditEvent], None]) -> None:
+        """The tag columns were just added: tag the accounts already there, once, in the same
+        transaction, and audit it (``record.seal``), so no window exists in which an untagged row is
+        accepted."""
+        t = staff_users_table
+        names = [str(name) for name in conn.execute(select(t.c.username)).scalars()]
+        for name in names:
+            row = self._row(conn, name)
+            assert row is not None
+            conn.execute(
+                update(t).where(t.c.username == name).values(**STAFF_SEAL.tag(self._keyring, row._mapping))
+            )
+        for event in seal_events(self._service, AuditPurpose.STAFF_CONSOLE, names, now=self._clock()):
+            append(event)
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -438,10 +852,20 @@ class StaffStore:
         except DecryptionError:
             return None  # a secret sealed under a key no longer in the keyring: the admin resets TOTP
 
-    def _refusal(self, user: StaffUser) -> str | None:
+    def refuse(self, username: str, reason: str) -> LoginCheck:
+        """A login step refused before the account is checked (its source must wait): audited like any
+        refusal, and a name that is no account is not written down."""
+        row = self.user_row(username)
+        if row is None:
+            with self._trail.transaction() as (_conn, append):
+                append(self._login_event(self._service, "denied", reason))
+            return LoginCheck(None, reason)
+        return self._deny(user_from_row(row), reason)
+
+    def _refusal(self, user: StaffUser, lock_applies: bool = True) -> str | None:
         if user.disabled:
             return "AccountDisabled"
-        if user.locked(self.now()):
+        if lock_applies and user.locked(self.now()):
             return "AccountLocked"
         return None
 
@@ -450,8 +874,26 @@ class StaffStore:
             append(self._login_event(Actor(kind="staff", id=user.username), "denied", reason))
         return LoginCheck(user, reason)
 
-    def _fail(self, user: StaffUser, reason: str) -> LoginCheck:
-        """A wrong password or code: count it, lock at the threshold, audit both."""
+    def _consume_step(self, user: StaffUser, step: int) -> bool:
+        """Accept TOTP ``step`` once: a conditional update that only a step newer than the last accepted
+        one passes, so of two submissions of one code exactly one hits the row (and logs in)."""
+        t = staff_users_table
+        with self._account_write(user.username) as (conn, append):
+            hit = conn.execute(
+                update(t)
+                .where(t.c.username == user.username)
+                .where(or_(t.c.totp_last_step.is_(None), t.c.totp_last_step < step))
+                .values(totp_last_step=step, failed_logins=0)  # a lock stays: ``_succeed``
+            )
+            if hit.rowcount == 1:
+                append(self._login_event(Actor(kind="staff", id=user.username), "success", None))
+        return hit.rowcount == 1
+
+    def _fail(self, user: StaffUser, reason: str, *, count: bool = True) -> LoginCheck:
+        """A wrong password or code: count it (unless the source has proven itself for the account:
+        ``count`` False), lock at the threshold, audit both."""
+        if not count:
+            return self._deny(user, reason)
         now = self.now()
         with self._trail.transaction() as (conn, append):
             t = staff_users_table
@@ -480,11 +922,13 @@ class StaffStore:
         return LoginCheck(user, "AccountLocked" if lock else reason)
 
     def _succeed(self, user: StaffUser, **values: object) -> LoginCheck:
-        with self._trail.transaction() as (conn, append):
+        """A login: the failure count starts again. A lock stays until it expires or an administrator
+        lifts it: the owner signing in from a proven source says nothing about the outsider it stops."""
+        with self._account_write(user.username) as (conn, append):
             conn.execute(
                 update(staff_users_table)
                 .where(staff_users_table.c.username == user.username)
-                .values(failed_logins=0, locked_until=None, **values)
+                .values(failed_logins=0, **values)
             )
             append(self._login_event(Actor(kind="staff", id=user.username), "success", None))
         return LoginCheck(user)
@@ -530,4 +974,5 @@ def user_from_row(row: Row[Any]) -> StaffUser:
         failed_logins=int(row.failed_logins),
         locked_until=from_db_time(row.locked_until) if row.locked_until is not None else None,
         created_at=from_db_time(row.created_at),
+        enrolment_pending=row.password_hash == UNUSABLE_PASSWORD,
     )

@@ -81,6 +81,10 @@ class _EscalationFields(BaseModel):
     resolved_by: ActorId | None = None
     resolved_at: UtcTime | None = None
     outcome: ResolutionOutcome | None = None
+    #: The stored row fails its integrity tag (changed outside the store): what is shown is not what the
+    #: database says but a safe reading of it, open and urgent, so a forged "resolved" or "normal" does
+    #: not hide a call; staff see a warning. Never stored: the store computes it at every read.
+    tampered: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

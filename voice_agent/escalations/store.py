@@ -9,7 +9,10 @@ At rest the PHI (patient id, callback number) is one AES-256-GCM blob under the 
 file, key ids and rotation); its associated data names the escalation and its call, so a blob copied to
 another row does not decrypt. The plaintext is padded to a fixed size, so its length does not tell
 whether the caller was verified. Category, urgency, status, times and staff ids stay plaintext: the queue
-sorts and filters without decrypting, and reading it needs no view event.
+sorts and filters without decrypting, and reading it needs no view event. Those columns carry an HMAC
+tag under the audit keys (``voice_agent.audit.row_integrity``), checked at every read: an emergency
+marked resolved in SQL reads as open, urgent and tampered, raises a ``record-tampered`` alert, and is
+never purged.
 
 The SQL here is blocking and may wait on the audit head lock: from the event loop use
 ``AsyncEscalationStore`` (``voice_agent.escalations.aio``), which runs each call in a worker thread.
@@ -50,6 +53,16 @@ from sqlalchemy import (
 
 from voice_agent.audit.crypto import DecryptionError, Keyring, Sealed
 from voice_agent.audit.events import Actor, AuditAction, AuditEvent, AuditOutcome, AuditPurpose, FhirId
+from voice_agent.audit.row_integrity import (
+    KEY_ID_COLUMN,
+    MAC_COLUMN,
+    RowSeal,
+    TamperAlarm,
+    Verdict,
+    add_mac_columns,
+    mac_columns,
+    seal_events,
+)
 from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 from voice_agent.audit.trail import AuditTrail
 
@@ -92,6 +105,8 @@ escalations_table = Table(
     Column("key_id", String(32), nullable=False),
     Column("nonce", LargeBinary(12), nullable=False),
     Column("ciphertext", LargeBinary(), nullable=False),
+    #: HMAC over the columns above the PHI (``ESCALATION_SEAL``); the PHI has its own GCM tag.
+    *mac_columns(),
     Index("ix_escalations_queue", "status", "urgency", "created_at"),
     Index("ix_escalations_resolved_at", "resolved_at"),
 )
@@ -111,6 +126,22 @@ urgent_origins_table = Table(
 URGENT_MERGE_WINDOW = timedelta(minutes=30)
 
 _ACTIVE = (EscalationStatus.OPEN.value, EscalationStatus.CLAIMED.value)
+#: What a row MAC covers: everything the queue shows and staff act on, id first. The sealed PHI is not
+#: in it: its GCM tag already authenticates it and binds it to ``id`` and ``session_id``.
+_COLUMNS = (
+    "id",
+    "created_at",
+    "category",
+    "urgency",
+    "session_id",
+    "status",
+    "claimed_by",
+    "claimed_at",
+    "resolved_by",
+    "resolved_at",
+    "outcome",
+)
+ESCALATION_SEAL = RowSeal("escalation", _COLUMNS)
 _T = TypeVar("_T")
 Append = Callable[[AuditEvent], None]
 
@@ -204,8 +235,11 @@ class EscalationStore:
         self._dialect = trail.dialect
         if self._dialect == "sqlite":
             _sqlite_secure_delete(self._engine)
-        with self._transaction() as (conn, _append):
+        with self._transaction() as (conn, append):
             create_tables(conn, metadata)
+            if add_mac_columns(conn, escalations_table):
+                self._seal_existing(conn, append)
+        self._alarm = TamperAlarm(trail, keyring, self._service, AuditPurpose.ESCALATION, clock=self._clock)
 
     @classmethod
     def open(
@@ -272,9 +306,11 @@ class EscalationStore:
         audit = self._event(self._service, AuditAction.ESCALATION_CREATE, "success", escalation)
 
         def work(conn: Connection, append: Append) -> Escalation:
+            values = _row_values(escalation.summary())
             conn.execute(
                 escalations_table.insert().values(
-                    **_row_values(escalation.summary()),
+                    **values,
+                    **ESCALATION_SEAL.tag(self._keyring, values),
                     key_id=sealed.key_id,
                     nonce=sealed.nonce,
                     ciphertext=sealed.ciphertext,
@@ -303,11 +339,12 @@ class EscalationStore:
         crisis is never counted on an emergency: staff must see each kind.)"""
         since = _db_value(self._clock() - URGENT_MERGE_WINDOW)
         t, o = escalations_table, urgent_origins_table
+        failed: list[tuple[Row[Any], Verdict]] = []
 
         def work(conn: Connection, append: Append) -> EscalationSummary | None:
             conn.execute(o.delete().where(o.c.at < since))
             row = conn.execute(
-                select(*(t.c[name] for name in EscalationSummary.model_fields))
+                select(*_checked_columns())
                 .join(o, o.c.escalation_id == t.c.id)
                 .where(
                     o.c.origin == self._origin(origin),
@@ -320,7 +357,10 @@ class EscalationStore:
             ).first()
             if row is None:
                 return None
-            summary = EscalationSummary.model_validate(_summary_values(row))
+            summary, verdict = self._present(row)
+            if summary.tampered:  # never count a call on a row nobody can trust: queue it afresh
+                failed.append((row, verdict))
+                return None
             conn.execute(o.update().where(o.c.escalation_id == summary.id).values(repeats=o.c.repeats + 1))
             append(
                 self._event(
@@ -333,7 +373,10 @@ class EscalationStore:
             )
             return summary
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        finally:
+            self._raise_alarms(failed)
 
     def repeats(self) -> dict[UUID, int]:
         """Further urgent calls counted on each escalation (only those that have any)."""
@@ -353,36 +396,41 @@ class EscalationStore:
     def queue(self, limit: int = 100) -> list[EscalationSummary]:
         """Open and claimed first, urgent first, then oldest; then resolved ones awaiting purge.
 
-        Reads plaintext columns only, so listing is not a PHI access and writes no audit event.
+        Reads plaintext columns only, so listing is not a PHI access and writes no audit event. Every
+        row is read and checked before the limit applies: a row forged to "resolved" must not sink below
+        it. A row that fails its tag is listed as open and urgent with ``tampered`` set (and alarmed).
         """
         if not 1 <= limit <= MAX_QUEUE:
             raise ValueError(f"limit must be between 1 and {MAX_QUEUE}")
         t = escalations_table
-        query = (
-            select(*(t.c[name] for name in EscalationSummary.model_fields))
-            .order_by(
-                case((t.c.status.in_(_ACTIVE), 0), else_=1),
-                case((t.c.urgency == Urgency.URGENT.value, 0), else_=1),
-                t.c.created_at,
-                t.c.id,
-            )
-            .limit(limit)
+        query = select(*_checked_columns()).order_by(
+            case((t.c.status.in_(_ACTIVE), 0), else_=1),
+            case((t.c.urgency == Urgency.URGENT.value, 0), else_=1),
+            t.c.created_at,
+            t.c.id,
         )
         with self._engine.connect() as conn, conn.begin():
             rows = conn.execute(query).all()
-        try:
-            return [EscalationSummary.model_validate(_summary_values(row)) for row in rows]
-        except ValidationError:
-            raise EscalationUnreadable(
-                "a stored escalation is not valid (altered outside the store?)"
-            ) from None
+        summaries, failed = [], []
+        for row in rows:
+            summary, verdict = self._present(row)
+            summaries.append(summary)
+            if summary.tampered:
+                failed.append((row, verdict))
+        self._raise_alarms(failed)
+        if failed:  # the SQL order used the stored values: sort again by what is shown
+            summaries.sort(key=_queue_order)
+        return summaries[:limit]
 
     def get(self, escalation_id: UUID, staff_user: str) -> Escalation:
         """Decrypt one escalation for a staff member; the ``escalation.view`` event commits first.
 
-        Failed views (unknown id, undecryptable row) are audited too, then raised.
+        Failed views (unknown id, undecryptable row) are audited too, then raised. A row that fails its
+        tag is shown as the queue shows it (open, urgent, ``tampered``) with its PHI, which its own GCM
+        tag vouches for: the front desk can still call back.
         """
         actor = self._staff(staff_user)
+        failed: list[tuple[Row[Any], Verdict]] = []
 
         def work(conn: Connection, append: Append) -> Escalation | EscalationError:
             row = self._row(conn, escalation_id)
@@ -391,8 +439,11 @@ class EscalationStore:
                     self._event(actor, AuditAction.ESCALATION_VIEW, "not-found", escalation_id=escalation_id)
                 )
                 return EscalationNotFound("no such escalation")
+            summary, verdict = self._present(row)
+            if summary.tampered:
+                failed.append((row, verdict))
             try:
-                escalation = self._open(row)
+                escalation = self._open(row, summary)
             except EscalationUnreadable as exc:
                 append(
                     self._event(
@@ -408,15 +459,20 @@ class EscalationStore:
             append(self._event(actor, AuditAction.ESCALATION_VIEW, "success", escalation))
             return escalation
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        finally:
+            self._raise_alarms(failed)
 
     def claim(self, escalation_id: UUID, staff_user: str) -> EscalationSummary:
         """Take ownership of an open escalation. Claiming one's own claim again is a no-op success;
-        another's claim, or a resolved escalation, is refused (and the refusal audited)."""
+        another's claim, or a resolved escalation, is refused (and the refusal audited). A row that fails
+        its tag reads as open: claiming it writes the values shown, under a fresh tag."""
         actor = self._staff(staff_user)
+        failed: list[tuple[Row[Any], Verdict]] = []
 
         def work(conn: Connection, append: Append) -> EscalationSummary | EscalationError:
-            current = self._summary_or_none(conn, escalation_id)
+            current = self._summary_or_none(conn, escalation_id, failed)
             refusal = _refuse_claim(current, actor.id)
             if refusal is None and current is not None and current.status is EscalationStatus.OPEN:
                 now = _db_now(self._clock)
@@ -432,7 +488,10 @@ class EscalationStore:
                 append, actor, AuditAction.ESCALATION_CLAIM, escalation_id, current, refusal
             )
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        finally:
+            self._raise_alarms(failed)
 
     def resolve(self, escalation_id: UUID, staff_user: str, outcome: ResolutionOutcome) -> EscalationSummary:
         """Close an escalation one holds the claim on, with an outcome code. Resolving twice, resolving an
@@ -442,9 +501,10 @@ class EscalationStore:
             outcome = ResolutionOutcome(outcome)
         except ValueError:
             raise InvalidEscalation("outcome is not a resolution outcome code") from None
+        failed: list[tuple[Row[Any], Verdict]] = []
 
         def work(conn: Connection, append: Append) -> EscalationSummary | EscalationError:
-            current = self._summary_or_none(conn, escalation_id)
+            current = self._summary_or_none(conn, escalation_id, failed)
             refusal = _refuse_resolve(current, actor.id)
             if refusal is None and current is not None:
                 current = self._transition(
@@ -460,7 +520,10 @@ class EscalationStore:
                 append, actor, AuditAction.ESCALATION_RESOLVE, escalation_id, current, refusal
             )
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        finally:
+            self._raise_alarms(failed)
 
     # ------------------------------------------------------------------ retention
 
@@ -471,23 +534,30 @@ class EscalationStore:
 
         Each batch of up to ``PURGE_BATCH`` rows is deleted in the same transaction as its
         ``escalation.delete`` event (count, ids, cutoff). A run that deletes nothing is audited too, so
-        the trail shows retention being enforced.
+        the trail shows retention being enforced. A row whose tag fails is not deleted (its "resolved"
+        may be forged): it stays, shown as needing attention, and is alarmed.
         """
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         cutoff = now - timedelta(days=retention_days)
         t = escalations_table
+        failed: list[tuple[Row[Any], Verdict]] = []
 
         def work(conn: Connection, append: Append) -> int:
-            ids = list(
-                conn.execute(
-                    select(t.c.id)
-                    .where(t.c.status == EscalationStatus.RESOLVED.value)
-                    .where(t.c.resolved_at < to_db_time(cutoff))
-                    .order_by(t.c.resolved_at, t.c.id)
-                    .limit(PURGE_BATCH)
-                ).scalars()
-            )
+            rows = conn.execute(
+                select(*_checked_columns())
+                .where(t.c.status == EscalationStatus.RESOLVED.value)
+                .where(t.c.resolved_at < to_db_time(cutoff))
+                .order_by(t.c.resolved_at, t.c.id)
+                .limit(PURGE_BATCH)
+            ).all()
+            ids = []
+            for row in rows:
+                verdict = ESCALATION_SEAL.check(self._keyring, row._mapping)
+                if verdict is Verdict.OK:
+                    ids.append(row.id)
+                else:
+                    failed.append((row, verdict))
             if ids:
                 conn.execute(delete(t).where(t.c.id.in_(ids)))
             append(
@@ -505,12 +575,15 @@ class EscalationStore:
             return len(ids)
 
         deleted = batches = 0
-        while True:
-            count = self._write(work)
-            deleted += count
-            batches += 1
-            if count < PURGE_BATCH:
-                break
+        try:
+            while True:
+                count = self._write(work)
+                deleted += count
+                batches += 1
+                if count < PURGE_BATCH:  # the last batch, or one holding a row kept back
+                    break
+        finally:
+            self._raise_alarms(failed)
         if deleted and self._dialect == "sqlite":
             self._sqlite_checkpoint()
         return EscalationPurgeReport(cutoff, deleted, batches)
@@ -540,30 +613,73 @@ class EscalationStore:
     def _row(self, conn: Connection, escalation_id: UUID) -> Row[Any] | None:
         return conn.execute(select(escalations_table).where(escalations_table.c.id == escalation_id)).first()
 
-    def _summary_or_none(self, conn: Connection, escalation_id: UUID) -> EscalationSummary | None:
+    def _summary_or_none(
+        self, conn: Connection, escalation_id: UUID, failed: list[tuple[Row[Any], Verdict]]
+    ) -> EscalationSummary | None:
+        """The row as staff may trust it; one failing its tag goes on ``failed`` (alarm after commit)."""
         row = self._row(conn, escalation_id)
         if row is None:
             return None
+        summary, verdict = self._present(row)
+        if summary.tampered:
+            failed.append((row, verdict))
+        return summary
+
+    def _present(self, row: Row[Any]) -> tuple[EscalationSummary, Verdict]:
+        """The row's summary if its tag checks out; otherwise what the front desk must see instead: the
+        same escalation (id, call, time, category if it is one) as open, urgent and ``tampered``."""
+        verdict = ESCALATION_SEAL.check(self._keyring, row._mapping)
+        if verdict is Verdict.OK:
+            try:
+                return EscalationSummary.model_validate(_summary_values(row)), verdict
+            except ValidationError:  # tagged by this store yet invalid: a bug, not a forgery
+                raise EscalationUnreadable("a stored escalation is not valid") from None
         try:
-            return EscalationSummary.model_validate(_summary_values(row))
-        except ValidationError:
-            raise EscalationUnreadable(
-                "a stored escalation is not valid (altered outside the store?)"
-            ) from None
+            category = EscalationCategory(row.category)
+        except ValueError:
+            category = EscalationCategory.SYSTEM_ERROR
+        summary = EscalationSummary(
+            id=row.id,
+            created_at=from_db_time(row.created_at),
+            category=category,
+            urgency=Urgency.URGENT,
+            session_id=row.session_id,
+            tampered=True,
+        )
+        return summary, verdict
+
+    def _raise_alarms(self, failed: list[tuple[Row[Any], Verdict]]) -> None:
+        """After the transaction (SQLite has one writer): one alert per tampered row and window."""
+        for row, verdict in failed:
+            self._alarm("escalation", str(row.id), verdict)
+
+    def _seal_existing(self, conn: Connection, append: Append) -> None:
+        """The tag columns were just added: tag the rows already there, once, in the same transaction,
+        and audit it (``record.seal``), so no window exists in which an untagged row is accepted."""
+        t = escalations_table
+        ids = []
+        for row in conn.execute(select(*(t.c[name] for name in _COLUMNS))).all():
+            conn.execute(
+                update(t).where(t.c.id == row.id).values(**ESCALATION_SEAL.tag(self._keyring, row._mapping))
+            )
+            ids.append(str(row.id))
+        for record in seal_events(self._service, AuditPurpose.ESCALATION, ids, now=self._clock()):
+            append(record)
 
     def _transition(
         self, conn: Connection, current: EscalationSummary, expected: EscalationStatus, **changes: Any
     ) -> EscalationSummary:
-        """Apply a change only if the row is still in ``expected`` (belt and braces: the head lock already
-        serialises writers)."""
-        updated = EscalationSummary.model_validate({**current.model_dump(), **changes})
+        """Write the changed escalation, every covered column and a fresh tag, only if the row is still in
+        ``expected`` (belt and braces: the head lock already serialises writers). A tampered row's stored
+        status is not what was shown, so that check is skipped for it; the values written are the shown
+        ones plus the change."""
+        updated = EscalationSummary.model_validate({**current.model_dump(), **changes, "tampered": False})
+        values = _row_values(updated)
         t = escalations_table
-        result = conn.execute(
-            update(t)
-            .where(t.c.id == current.id)
-            .where(t.c.status == expected.value)
-            .values(**{name: _db_value(changes[name]) for name in changes})
-        )
+        query = update(t).where(t.c.id == current.id)
+        if not current.tampered:
+            query = query.where(t.c.status == expected.value)
+        result = conn.execute(query.values(**values, **ESCALATION_SEAL.tag(self._keyring, values)))
         if result.rowcount != 1:
             raise EscalationWriteError("the escalation changed during the update; nothing was changed")
         return updated
@@ -635,14 +751,14 @@ class EscalationStore:
         plaintext = phi.model_dump_json(exclude_none=True).encode()
         return self._keyring.seal(plaintext.ljust(_PHI_PAD, b" "), _aad(escalation_id, session_id))
 
-    def _open(self, row: Row[Any]) -> Escalation:
+    def _open(self, row: Row[Any], summary: EscalationSummary) -> Escalation:
         try:
             plaintext = self._keyring.open(
                 Sealed(str(row.key_id), bytes(row.nonce), bytes(row.ciphertext)),
                 _aad(row.id, row.session_id),
             )
             phi = _Phi.model_validate(json.loads(plaintext))
-            return Escalation.model_validate({**_summary_values(row), **phi.model_dump()})
+            return Escalation.model_validate({**summary.model_dump(), **phi.model_dump()})
         except DecryptionError as exc:
             raise EscalationUnreadable("the escalation does not decrypt (key not in the keyring?)") from exc
         except (ValidationError, ValueError) as exc:
@@ -699,11 +815,22 @@ def _db_value(value: object) -> object:
 
 
 def _row_values(summary: EscalationSummary) -> dict[str, object]:
-    return {name: _db_value(getattr(summary, name)) for name in EscalationSummary.model_fields}
+    return {name: _db_value(getattr(summary, name)) for name in _COLUMNS}
+
+
+def _checked_columns() -> list[Column[Any]]:
+    """What a read needs to check a row's tag: the covered columns and the tag."""
+    t = escalations_table
+    return [*(t.c[name] for name in _COLUMNS), t.c[KEY_ID_COLUMN], t.c[MAC_COLUMN]]
+
+
+def _queue_order(summary: EscalationSummary) -> tuple[int, int, datetime, UUID]:
+    active = summary.status is not EscalationStatus.RESOLVED
+    return (0 if active else 1, 0 if summary.urgency is Urgency.URGENT else 1, summary.created_at, summary.id)
 
 
 def _summary_values(row: Row[Any]) -> dict[str, object]:
-    values = {name: getattr(row, name) for name in EscalationSummary.model_fields}
+    values = {name: getattr(row, name) for name in _COLUMNS}
     for name, value in values.items():
         if isinstance(value, datetime):
             values[name] = from_db_time(value)

@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
-            runtime(settings) as agent,
+            runtime(settings, checkpoints=True) as agent,
             voice_engine(agent) as engine,
             contextlib.AsyncExitStack() as sip,
             running_console(app, agent),

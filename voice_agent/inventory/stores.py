@@ -20,7 +20,10 @@ from .builder import WORKER, Builder, default, duration
 ROLE_SCOPE: dict[str, str] = {
     "front-desk": "the escalation queue: opens, claims and resolves escalations",
     "compliance": "the audit trail, its export and the integrity check",
-    "admin": "accounts: add, role, password, second factor, unlock, disable",
+    "admin": (
+        "accounts: add and reset (a one-time enrolment link, never a password), role, second factor, "
+        "unlock, disable"
+    ),
 }
 
 
@@ -338,8 +341,15 @@ def staff_console(b: Builder) -> None:
         controls=(
             f"roles: {roles}",
             "password (argon2id) and a TOTP second factor; one-time recovery codes kept as digests",
+            "each account's owner sets both through a one-time enrolment link (valid "
+            f"{s.staff_enrolment_link_hours} h, kept only as an HMAC): no administrator sets or sees a "
+            "password",
             f"{s.staff_lockout_threshold} failed attempts lock an account for "
-            f"{duration(s.staff_lockout_seconds)}",
+            f"{duration(s.staff_lockout_seconds)} against addresses that have not signed in to it; an "
+            f"address with {s.staff_source_threshold} refused sign-ins within the hour waits "
+            f"{s.staff_source_backoff_seconds} s, doubling with each further one; every refusal looks alike",
+            "a password reset, second-factor reset, role change or disable ends the account's sessions; "
+            "session tokens are kept as HMACs under the audit keys",
             f"automatic logoff after {duration(s.staff_idle_timeout_seconds)} without activity (a warning a "
             f"minute before); every session ends after {s.staff_session_max_hours} h",
             f"cookies {s.staff_session_cookie} and {s.staff_login_cookie}: HttpOnly, Secure, "

@@ -47,6 +47,8 @@ class Sandbox:
     clinic: SyntheticClinic
     #: The agent's "now" on this sandbox (moved with the clinic when started with ``now``).
     clock: Callable[[], datetime]
+    #: Which FHIR server this is: "sekmet" here; the tests also run Medplum's engine with the same clinic.
+    engine: str = "sekmet"
 
     def run(
         self, *args: str, check: bool = True, extra_env: dict[str, str] | None = None
