@@ -2,8 +2,9 @@
 
 Started by tests/test_canary_phi.py with the canary in CANARY_* variables and the product's settings in
 VOICE_AGENT_* variables (DEBUG logging on). It starts the process the way the CLI does (hardening, the
-one logging set-up), then drives sessions, the gateway and every scheduling operation, success and
-failure paths, logs PHI on purpose the ways careless code would, and lets a session time out.
+one logging set-up, the audit checkpoints ``serve`` writes), then drives sessions, the gateway and every
+scheduling operation, success and failure paths, logs PHI on purpose the ways careless code would, lets
+a session time out, and feeds the staff console's stores the canary where a person might type it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pyotp
 from loguru import logger
+from sqlalchemy import text
 
 from fhir_adapters import FhirInvalidResponse, NotThisPatientsAppointment, SlotUnavailable
 from tests.conversations.simulator import spell
 from tests.faults import FaultyTransport, matches, real_transport
 from voice_agent.channels.text import run_call
+from voice_agent.console import build_console, totp
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.privacy import caller_speech_logger, configure_logging, harden_process, remember_name
@@ -47,7 +51,7 @@ async def call(settings: Settings) -> None:
         {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": bad_patient}]}
     ).encode()
     wire = FaultyTransport(real_transport(settings), body_override=garbage)
-    async with runtime(settings, transport=wire) as agent:
+    async with runtime(settings, transport=wire, checkpoints=True) as agent:
         scheduling = agent.scheduling
         async with agent.sessions.call(caller_number=PHONE) as session:
             session.heard.append(UTTERANCE)
@@ -98,6 +102,11 @@ async def call(settings: Settings) -> None:
         # when the caller asks for a person, hands off to staff with the canary's callback number
         await text_channel_call(agent)
 
+        # the console's own tables (throttle, enrolment links, sessions, recovery codes, row tags) and the
+        # tamper alerts, written with the canary at hand
+        await asyncio.to_thread(staff_console, agent)
+        assert any(e.tampered for e in await agent.escalations.queue())
+
         # a second call that goes quiet and is logged off by the idle timeout
         idle = await agent.sessions.start(caller_number=PHONE)
         idle.heard.append(UTTERANCE)
@@ -131,6 +140,32 @@ async def text_channel_call(agent: Runtime) -> None:
     assert any(line.startswith("You're booked") for line in spoken), spoken
     for line in spoken:
         print(line, flush=True)  # what the caller heard goes to stdout, which the test scans too
+
+
+def staff_console(agent: Runtime) -> None:
+    """The patient's name typed as a user name and the callback number as a password (refused, each
+    counted against the address); an account enrolled through its link with the canary in its password and
+    signed in with a recovery code; then rows changed in SQL without the keys: the canary's escalation
+    marked resolved and a recovery code added, each raising a record-tampered alert."""
+    console, outside, desk = build_console(agent), "198.51.100.7", "10.1.2.3"
+    for name in (f"{GIVEN} {FAMILY}", FAMILY.lower()):
+        assert not console.logins.password(name, PHONE, outside).ok
+    _user, link = console.staff.invite("desk", "front-desk")
+    secret = console.staff.enrolment_secret("desk")
+    password = f"{FAMILY} {PHONE}"  # careless, and kept only as an argon2id hash
+    enrolled, codes = console.staff.complete_enrolment(link.token, password, pyotp.TOTP(secret).now())
+    assert enrolled.ok
+    assert console.logins.password("desk", password, desk).ok
+    assert console.logins.code("desk", codes[0], desk).ok  # the desk's address is now proven
+    console.auth.sessions.open("desk", "full")
+    forged = totp.new_recovery_codes()[0]
+    with agent.trail.engine.begin() as conn:
+        conn.execute(text("UPDATE escalations SET status = 'resolved'"))
+        conn.execute(
+            text("INSERT INTO staff_recovery_codes (username, digest) VALUES ('desk', :digest)"),
+            {"digest": totp.recovery_digest(forged)},
+        )
+    assert not console.logins.code("desk", forged, desk).ok
 
 
 def _crash_in_thread() -> None:

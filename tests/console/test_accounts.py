@@ -4,35 +4,24 @@ once, recovery codes used once, the automatic logoff, and what the audit trail s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
 import pytest
 from pydantic import ValidationError
 
-from tests.backends import Clock, new_keyring
+from tests.backends import Clock
+from tests.console.common import PASSWORD, events
 from voice_agent.audit import AuditTrail, Keyring
 from voice_agent.console.sessions import SessionStore
 from voice_agent.console.users import InvalidStaffInput, StaffStore
 from voice_agent.settings import DEFAULT_IDLE_TIMEOUT_SECONDS, Settings
 
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-PASSWORD = "a long enough passphrase"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return new_keyring("ka")
-
 
 @pytest.fixture
 def trail(tmp_path: Path, keyring: Keyring, clock: Clock) -> Iterator[AuditTrail]:
+    """SQLite only: these are the account rules (test_login_throttle.py and the others run both)."""
     with AuditTrail.open(f"sqlite:///{tmp_path / 'audit.db'}", keyring, clock=clock) as opened:
         yield opened
 
@@ -42,18 +31,6 @@ def staff(trail: AuditTrail, keyring: Keyring, clock: Clock) -> StaffStore:
     store = StaffStore(trail, keyring, lockout_threshold=3, lockout=timedelta(minutes=15), clock=clock)
     store.add_user("desk", "front-desk", PASSWORD)
     return store
-
-
-def events(trail: AuditTrail) -> list[dict[str, object]]:
-    return [row["event"] for row in trail.export(T0 - timedelta(days=1), T0 + timedelta(days=2))]
-
-
-def enrol(staff: StaffStore, clock: Clock) -> str:
-    secret = staff.enrolment_secret("desk")
-    assert staff.enrolment_secret("desk") == secret  # the same QR code until enrolment succeeds
-    check, codes = staff.finish_enrolment("desk", pyotp.TOTP(secret).at(clock.now))
-    assert check.ok and len(codes) == 10
-    return secret
 
 
 def test_account_rules(staff: StaffStore) -> None:

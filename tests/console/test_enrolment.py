@@ -5,7 +5,6 @@ under two concurrent uses), expires, is superseded by a reset, and every step is
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,11 +13,9 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from tests.backends import Backend, Clock, key_line, new_keyring
-from tests.backends import backend as backend  # fixtures: used by parameter name
-from tests.backends import raw as raw
-from tests.postgres import postgres_server_fixture
-from voice_agent.audit import Actor, AuditTrail, Keyring
+from tests.backends import Backend, Clock, key_line
+from tests.console.common import ADMIN, PASSWORD, events
+from voice_agent.audit import AuditTrail, Keyring
 from voice_agent.cli import staff as staff_cli
 from voice_agent.console import totp
 from voice_agent.console.sessions import SessionStore
@@ -31,36 +28,10 @@ from voice_agent.console.users import (
     staff_users_table,
 )
 
-postgres_server = postgres_server_fixture()
-
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-PASSWORD = "a long enough passphrase"
-ADMIN = Actor(kind="staff", id="boss")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return new_keyring("ka")
-
-
-@pytest.fixture
-def trail(backend: Backend, keyring: Keyring, clock: Clock) -> Iterator[AuditTrail]:
-    with AuditTrail.open(backend.url, keyring, clock=clock) as opened:
-        yield opened
-
 
 @pytest.fixture
 def staff(trail: AuditTrail, keyring: Keyring, clock: Clock) -> StaffStore:
     return StaffStore(trail, keyring, enrolment_lifetime=timedelta(hours=24), clock=clock)
-
-
-def events(trail: AuditTrail) -> list[dict[str, object]]:
-    return [row["event"] for row in trail.export(T0 - timedelta(days=1), T0 + timedelta(days=9))]
 
 
 def code_for(staff: StaffStore, username: str, clock: Clock, later: int = 0) -> tuple[str, str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from ipaddress import ip_network
 from typing import Literal
 
@@ -21,11 +20,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, insert
 from starlette.requests import Request
 
-from tests.backends import Backend, Clock, key_line
-from tests.backends import backend as backend  # fixtures: used by parameter name
-from tests.backends import raw as raw
-from tests.postgres import postgres_server_fixture
-from voice_agent.audit import Actor, AuditTrail, Keyring, StaffChange
+from tests.backends import Clock, key_line
+from tests.console.common import ADMIN, KEY_A, PASSWORD, T0, cheap_hashes, enrol, events
+from voice_agent.audit import AuditTrail, Keyring, StaffChange
 from voice_agent.audit.alerts import ALERT_RULES, Signals
 from voice_agent.audit.store import to_db_time
 from voice_agent.console import totp
@@ -36,34 +33,11 @@ from voice_agent.console.throttle import Logins, LoginThrottle
 from voice_agent.console.users import StaffStore
 from voice_agent.settings import Settings
 
-postgres_server = postgres_server_fixture()
-
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-PASSWORD = "a long enough passphrase"
-ADMIN = Actor(kind="staff", id="boss")
 DESK, OUTSIDE, ELSEWHERE = "10.1.2.3", "203.0.113.9", "198.51.100.4"
-KEY_A = key_line("ka")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.from_string(KEY_A)
-
-
-@pytest.fixture
-def trail(backend: Backend, keyring: Keyring, clock: Clock) -> Iterator[AuditTrail]:
-    with AuditTrail.open(backend.url, keyring, clock=clock) as opened:
-        yield opened
 
 
 class CountingHasher(PasswordHasher):
-    """argon2 at a test's cost (production's, up to half a second a hash on a busy machine, is the point
-    there, not here), counting every verify."""
+    """argon2 at ``cheap_hashes``' cost, counting every verify."""
 
     def __init__(self) -> None:
         super().__init__(time_cost=1, memory_cost=8 * 1024, parallelism=1)
@@ -76,9 +50,10 @@ class CountingHasher(PasswordHasher):
 
 @pytest.fixture
 def staff(trail: AuditTrail, keyring: Keyring, clock: Clock) -> StaffStore:
-    store = StaffStore(trail, keyring, lockout_threshold=5, lockout=timedelta(minutes=15), clock=clock)
-    store._hasher = CountingHasher()
-    store._dummy_hash = store._hasher.hash("not an account's password")
+    store = cheap_hashes(
+        StaffStore(trail, keyring, lockout_threshold=5, lockout=timedelta(minutes=15), clock=clock),
+        CountingHasher(),
+    )
     for name in ("desk", "boss"):
         store.add_user(name, "admin" if name == "boss" else "front-desk", PASSWORD)
     return store
@@ -95,16 +70,6 @@ def logins(staff: StaffStore, trail: AuditTrail, keyring: Keyring, clock: Clock)
 @pytest.fixture
 def sessions(trail: AuditTrail, keyring: Keyring, clock: Clock) -> SessionStore:
     return SessionStore(trail, keyring, idle=timedelta(minutes=15), max_age=timedelta(hours=12), clock=clock)
-
-
-def events(trail: AuditTrail) -> list[dict[str, object]]:
-    return [row["event"] for row in trail.export(T0 - timedelta(days=1), T0 + timedelta(days=2))]
-
-
-def enrol(staff: StaffStore, clock: Clock, username: str = "desk") -> str:
-    secret = staff.enrolment_secret(username)
-    assert staff.finish_enrolment(username, pyotp.TOTP(secret).at(clock.now))[0].ok
-    return secret
 
 
 def next_code(secret: str, clock: Clock) -> str:

@@ -1,71 +1,45 @@
 """Staff rows the console trusts carry a MAC under the audit keys, on SQLite and PostgreSQL: a role raised
-in SQL is refused at the next request and at login, and alerted; the administrator's reset repairs the
-account; a correct row round-trips, also under a rotated key; rows from before the tag columns are
-tagged once, audited. The encoding itself: ``test_row_encoding_is_unambiguous``."""
+in SQL is refused at the next request and at login, and alerted; a recovery code written in SQL logs
+nobody in, and is alerted; the administrator's reset repairs the account; a correct row round-trips,
+also under a rotated key; rows from before the tag columns are tagged once, audited, and keep working.
+The encoding itself: ``test_row_encoding_is_unambiguous``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import Engine, text
 
 from tests.backends import Backend, Clock, key_line
-from tests.backends import backend as backend  # fixtures: used by parameter name
-from tests.backends import raw as raw
-from tests.postgres import postgres_server_fixture
-from voice_agent.audit import Actor, AuditTrail, Keyring
+from tests.console.common import ADMIN, KEY_A, PASSWORD, T0, cheap_hashes, enrol, events
+from voice_agent.audit import AuditTrail, Keyring
 from voice_agent.audit.alerts import Signals
 from voice_agent.audit.row_integrity import RowSeal, Verdict
+from voice_agent.console import totp
 from voice_agent.console.sessions import SessionStore
 from voice_agent.console.users import AccountTampered, StaffStore
 
-postgres_server = postgres_server_fixture()
-
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-PASSWORD = "a long enough passphrase"
-ADMIN = Actor(kind="staff", id="boss")
-KEY_A = key_line("ka")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.from_string(KEY_A)
-
-
-@pytest.fixture
-def trail(backend: Backend, keyring: Keyring, clock: Clock) -> Iterator[AuditTrail]:
-    with AuditTrail.open(backend.url, keyring, clock=clock) as opened:
-        yield opened
-
 
 def staff_store(trail: AuditTrail, keyring: Keyring, clock: Clock) -> StaffStore:
-    store = StaffStore(trail, keyring, clock=clock)
-    store._hasher = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-    store._dummy_hash = store._hasher.hash("not an account's password")
-    return store
+    return cheap_hashes(StaffStore(trail, keyring, clock=clock))
 
 
-def enrolled(store: StaffStore, clock: Clock, name: str = "desk") -> str:
-    """An account with a password and TOTP, as after its first login; returns the TOTP secret."""
-    store.add_user(name, "front-desk", PASSWORD)
-    secret = store.enrolment_secret(name)
-    check, _codes = store.finish_enrolment(name, pyotp.TOTP(secret).at(clock.now))
-    assert check.ok
-    return secret
+def enrolled(store: StaffStore, clock: Clock) -> str:
+    """The account ``desk`` with a password and TOTP, as after its first login; returns the TOTP secret."""
+    store.add_user("desk", "front-desk", PASSWORD)
+    return enrol(store, clock)
 
 
-def events(trail: AuditTrail) -> list[dict[str, object]]:
-    return [row["event"] for row in trail.export(T0 - timedelta(days=1), T0 + timedelta(days=2))]
+def with_recovery_codes(store: StaffStore, clock: Clock) -> list[str]:
+    """The account ``desk``, enrolled; returns its ten recovery codes."""
+    store.add_user("desk", "front-desk", PASSWORD)
+    secret = store.enrolment_secret("desk")
+    check, codes = store.finish_enrolment("desk", pyotp.TOTP(secret).at(clock.now))
+    assert check.ok and len(codes) == 10
+    return codes
 
 
 def test_a_role_raised_in_sql_is_refused_and_alerted(
@@ -167,6 +141,67 @@ def test_rows_from_before_the_tags_are_tagged_once_and_audited(
     with raw.begin() as conn:
         conn.execute(text("UPDATE staff_users SET mac = NULL WHERE username = 'desk'"))
     assert not reopened.check_password("desk", PASSWORD).ok
+
+
+def test_a_recovery_code_written_in_sql_logs_nobody_in(
+    trail: AuditTrail, keyring: Keyring, clock: Clock, raw: Engine
+) -> None:
+    """Someone who knows the password and can write the database, but not read the key file, adds a
+    recovery code they know: a bare row, one with a genuine row's tag copied, or a genuine row's digest
+    changed to theirs. None skips the second factor; the real codes still work, once each."""
+    staff = staff_store(trail, keyring, clock)
+    codes = with_recovery_codes(staff, clock)
+    theirs = totp.new_recovery_codes()[:3]
+    bare, copied, changed = (totp.recovery_digest(code) for code in theirs)
+    with raw.begin() as conn:
+        key_id, tag = conn.execute(text("SELECT mac_key_id, mac FROM staff_recovery_codes LIMIT 1")).one()
+        insert = text(
+            "INSERT INTO staff_recovery_codes (username, digest, mac_key_id, mac) VALUES ('desk', :d, :k, :m)"
+        )
+        conn.execute(insert, {"d": bare, "k": None, "m": None})
+        conn.execute(insert, {"d": copied, "k": key_id, "m": tag})
+        conn.execute(
+            text("UPDATE staff_recovery_codes SET digest = :d WHERE digest = :old"),
+            {"d": changed, "old": totp.recovery_digest(codes[9])},
+        )
+    assert staff.check_password("desk", PASSWORD).ok  # the password is theirs...
+    assert [staff.check_code("desk", code).reason for code in theirs] == ["BadCode"] * 3  # ...the codes not
+    assert staff.check_code("desk", codes[9]).reason == "BadCode"  # its row now holds another digest
+
+    alerts = Signals(trail, keyring).recent(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert [a.kind for a in alerts] == ["record-tampered"]  # once per account and hour
+    raised = [e for e in events(trail) if e.get("alert") == "record-tampered"]
+    assert len(raised) == 1 and raised[0]["resource_ids"] == ["desk"] and raised[0]["error"] == "UnsealedRow"
+    assert staff.check_code("desk", codes[0]).ok  # a real code still works...
+    assert staff.check_code("desk", codes[0]).reason == "BadCode"  # ...once
+    used = [e for e in events(trail) if e.get("staff_change") == "recovery-code-used"]
+    assert len(used) == 1 and not any(code in repr(events(trail)) for code in (*codes, *theirs))
+
+
+def test_recovery_codes_from_before_their_tags_keep_working(
+    trail: AuditTrail, keyring: Keyring, clock: Clock, raw: Engine
+) -> None:
+    """Their digests cannot become HMACs (nobody has the codes), so the upgrade tags the rows instead:
+    once, audited, and the codes issued before it still work; afterwards an untagged row opens nothing."""
+    codes = with_recovery_codes(staff_store(trail, keyring, clock), clock)
+    with raw.begin() as conn:  # the table as it was before its tags
+        conn.execute(text("ALTER TABLE staff_recovery_codes DROP COLUMN mac"))
+        conn.execute(text("ALTER TABLE staff_recovery_codes DROP COLUMN mac_key_id"))
+    staff = staff_store(trail, keyring, clock)  # adds the columns and tags what is there
+    assert staff.check_code("desk", codes[0]).ok
+    staff_store(trail, keyring, clock)  # once: a second start tags nothing more
+    seals = [e for e in events(trail) if e["action"] == "record.seal"]
+    assert [(e["staff_change"], e["resource_ids"], e["event_count"]) for e in seals] == [
+        ("recovery-codes", ["desk"], 1)  # the account, not its ten digests
+    ]
+    theirs = totp.new_recovery_codes()[0]
+    with raw.begin() as conn:
+        conn.execute(
+            text("INSERT INTO staff_recovery_codes (username, digest) VALUES ('desk', :d)"),
+            {"d": totp.recovery_digest(theirs)},
+        )
+    assert staff.check_code("desk", theirs).reason == "BadCode"
+    assert staff.check_code("desk", codes[1]).ok
 
 
 def test_row_encoding_is_unambiguous(keyring: Keyring) -> None:

@@ -25,11 +25,14 @@ SERVICES = {
     "voice-agent-audit@verify.service": TEMPLATE,
 }
 TIMERS = sorted(p.name for p in UNITS.glob("*.timer"))
+#: Drop-ins, by the instance they change: the daily verify also checks the audit checkpoints.
+DROP_INS = {"voice-agent-audit@verify.service": "voice-agent-audit@verify.service.d/checkpoints.conf"}
 INSTALLED_COMMAND = "/opt/voice-agent/bin/voice-agent"
 
 
 def test_every_unit_file_is_checked() -> None:
     assert {p.name for p in UNITS.glob("*.service")} == set(SERVICES.values())
+    assert {str(p.relative_to(UNITS)) for p in UNITS.glob("*.d/*")} == set(DROP_INS.values())
 
 
 #: systemd-analyze's exposure, 0 (locked down) to 10 (unprotected), times ten as --threshold takes it.
@@ -59,8 +62,9 @@ def unit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     command = Path(sys.executable).parent / "voice-agent"  # this environment's console script
     assert command.is_file(), f"{command} is missing"
     out = tmp_path_factory.mktemp("units")
-    files = {**SERVICES, **{timer: timer for timer in TIMERS}}
+    files = {**SERVICES, **{timer: timer for timer in TIMERS}, **{d: d for d in DROP_INS.values()}}
     for unit, source in files.items():
+        (out / unit).parent.mkdir(exist_ok=True)
         (out / unit).write_text((UNITS / source).read_text().replace(INSTALLED_COMMAND, str(command)))
     return out
 
@@ -145,3 +149,11 @@ def test_timers_start_their_jobs(timer: str) -> None:
     template = directives(TEMPLATE)
     assert template["Type"] == ["oneshot"]
     assert template["ExecStart"] == [f"{INSTALLED_COMMAND} audit %i"]
+
+
+def test_the_daily_verify_checks_the_checkpoints() -> None:
+    """Its drop-in replaces the template's command (``test_units_verify`` loads the unit with it): the
+    chain, and the signed checkpoints at the path the settings name, which the CLI resolves itself."""
+    drop_in = directives(DROP_INS["voice-agent-audit@verify.service"])
+    assert drop_in["ExecStart"] == ["", f"{INSTALLED_COMMAND} audit verify --checkpoints"]
+    assert set(drop_in) == {"ExecStart"}  # nothing else differs from the purge job

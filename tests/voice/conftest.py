@@ -33,7 +33,7 @@ class VoiceServer:
     base_url: str
     ws_url: str
     ca_file: Path
-    product: Path  # the server's cwd, TMPDIR, audit database and key: everything it may write
+    product: Path  # the server's cwd, TMPDIR, audit database, key and checkpoints: all it may write
     log: Path
     env: dict[str, str]
     process: subprocess.Popen[bytes]
@@ -78,6 +78,8 @@ def start_voice_server(sandbox: Sandbox, product: Path, **extra: str) -> VoiceSe
         **sandbox.env,
         "VOICE_AGENT_AUDIT_DATABASE_URL": f"sqlite:///{product / 'audit.db'}",
         "VOICE_AGENT_AUDIT_KEY_FILE": str(key),
+        # in the product tree the canary scans, not the sandbox's development directory (the default)
+        "VOICE_AGENT_AUDIT_CHECKPOINT_FILE": str(product / "audit-checkpoints.jsonl"),
         "VOICE_AGENT_UNDERSTANDING": "rules",  # the latency targets are for rules-understood turns
         "VOICE_AGENT_SERVE_PORT": str(port),
         "VOICE_AGENT_LOG_LEVEL": "DEBUG",

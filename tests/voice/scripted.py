@@ -125,6 +125,13 @@ HEARINGS: tuple[tuple[str, int], ...] = (("pieces", 1), ("pieces", 5), ("whole",
 _PAD = bytes(int(0.2 * 16_000) * 2)
 
 
+#: A turn is over after this much quiet from the agent: its sentences follow each other with pauses well
+#: under a second (each is synthesised while the one before plays). If what was heard answers nothing,
+#: the caller listens on for ``LISTEN_ON_SECONDS`` of quiet, for a sentence delayed under load.
+QUIET_SECONDS = 1.5
+LISTEN_ON_SECONDS = 3.0
+
+
 def hear(whisper: WhisperModel, pcm: bytes, vocabulary: Vocabulary, attempt: int = 0) -> str:
     """The agent's turn as a listener hears it, the ``attempt``-th way of ``HEARINGS``: sentence by
     sentence (split at its pauses, each piece padded with silence), because tiny.en sometimes stops
@@ -181,7 +188,7 @@ async def converse(
     *,
     voice: Callable[[str], bytes] = caller_audio.piper,
     max_turns: int = 16,
-    quiet: float = 3.0,
+    quiet: float = QUIET_SECONDS,
     vocabulary: Vocabulary | None = None,
 ) -> list[Exchange]:
     """Greeting first; then one caller line per agent turn until the script (or the agent) ends it. A
@@ -211,9 +218,9 @@ async def converse(
             except NoAnswer:
                 if attempt == len(HEARINGS) - 1:
                     raise NoAnswer(" | ".join(hearings)) from None
-                # A pause inside the reply (a slow sentence under load): listen on, then hear it all
-                # again, another way (the same pass over the same audio would drop the same words).
-                pcm = await caller.agent_turn(after=after, quiet=quiet)
+                # A pause inside the reply (a slow sentence under load): listen on, longer, then hear it
+                # all again, another way (the same pass over the same audio would drop the same words).
+                pcm = await caller.agent_turn(after=after, quiet=LISTEN_ON_SECONDS)
         exchanges.append(Exchange(heard, line, v2v, pcm))
         if line is None:
             break

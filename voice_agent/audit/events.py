@@ -120,7 +120,8 @@ class AuditAction(StrEnum):
     STAFF_ENROLMENT = "staff.enrolment"
     AUDIT_VIEW = "audit.view"
     #: Rows of a table that had no integrity tags (created before them) tagged once, when the columns
-    #: were added (``resource_ids``: the rows; ``event_count``: how many; purpose: which table).
+    #: were added (``resource_ids``: the rows; ``event_count``: how many; purpose, and ``staff_change``
+    #: for recovery codes, which table).
     RECORD_SEAL = "record.seal"
 
 
@@ -178,6 +179,8 @@ StaffChange = Literal[
     "enrolment-reset",
     #: A one-time enrolment link issued (only its HMAC is stored).
     "enrolment-link",
+    #: On ``record.seal``: the accounts' recovery-code rows were tagged (not the accounts' own rows).
+    "recovery-codes",
 ]
 
 

@@ -1,13 +1,14 @@
-"""Row MACs for what the console trusts: staff accounts, their sessions, and escalations.
+"""Row MACs for what the console trusts: staff accounts, their recovery codes and sessions, and escalations.
 
 Whoever can write to the database but does not hold the audit keys (a database login, a restored and
 edited backup, an injection elsewhere) could otherwise raise a role, swap a password hash, reset a TOTP
-enrolment, or mark an emergency resolved without a trace. Each such row carries an HMAC-SHA256 tag
-(``Keyring.mac`` under a purpose of its own, so a staff row's tag is never valid for an escalation) over
-a canonical encoding of its covered columns, its primary key first, and the id of the key beside it so
-keys can rotate (a row is re-tagged under the active key at its next write; older keys stay in the
-keyring). The stores write a tag with every insert and update and check it on every read; a row that
-fails is refused and raises a ``record-tampered`` alert (``TamperAlarm``), never with its values.
+enrolment, add a recovery code of their own, or mark an emergency resolved without a trace. Each such
+row carries an HMAC-SHA256 tag (``Keyring.mac`` under a purpose of its own, so a staff row's tag is never
+valid for an escalation) over a canonical encoding of its covered columns, its primary key first, and
+the id of the key beside it so keys can rotate (a row is re-tagged under the active key at its next
+write; older keys stay in the keyring). The stores write a tag with every insert and update and check
+it on every read; a row that fails is refused and raises a ``record-tampered`` alert (``TamperAlarm``),
+never with its values.
 
 The encoding is a domain string, then per column its name and a typed, length-prefixed value, so no two
 different rows (or column sets, or tables) encode to the same bytes.
@@ -26,11 +27,11 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, Connection, String, Table, inspect, text
+from sqlalchemy import Column, Connection, Row, String, Table, inspect, select, text, update
 
 from .alerts import ALERTS, Signals
 from .crypto import Keyring
-from .events import Actor, AuditAction, AuditEvent, AuditPurpose
+from .events import Actor, AuditAction, AuditEvent, AuditPurpose, StaffChange
 from .store import canonical_time
 from .trail import AuditTrail
 
@@ -133,11 +134,32 @@ def add_mac_columns(conn: Connection, table: Table) -> bool:
     return True
 
 
+def seal_existing(conn: Connection, table: Table, seal: RowSeal, keyring: Keyring) -> list[Row[Any]]:
+    """Tag every row of ``table`` in the caller's transaction, right after ``add_mac_columns`` added the
+    tag columns, so no window exists in which an untagged row is accepted. Returns the rows (their
+    covered columns), for the caller's ``seal_events``."""
+    key = list(table.primary_key.columns)
+    rows = list(conn.execute(select(*(table.c[name] for name in seal.columns))).all())
+    for row in rows:
+        conn.execute(
+            update(table)
+            .where(*(column == row._mapping[column.name] for column in key))
+            .values(**seal.tag(keyring, row._mapping))
+        )
+    return rows
+
+
 def seal_events(
-    actor: Actor, purpose: AuditPurpose, ids: Iterable[str], *, now: datetime
+    actor: Actor,
+    purpose: AuditPurpose,
+    ids: Iterable[str],
+    *,
+    now: datetime,
+    staff_change: StaffChange | None = None,
 ) -> list[AuditEvent]:
     """``record.seal`` events for rows tagged when the columns were added (ids in batches of 500; one
-    event with a count of 0 when there were none, so the migration itself is on the trail)."""
+    event with a count of 0 when there were none, so the migration itself is on the trail).
+    ``staff_change`` tells two tables of one purpose apart, so a second seal of either shows."""
     listed = list(ids)
     batches = [listed[i : i + 500] for i in range(0, len(listed), 500)] or [[]]
     return [
@@ -149,6 +171,7 @@ def seal_events(
             outcome="success",
             resource_ids=tuple(batch),
             event_count=len(batch),
+            staff_change=staff_change,
         )
         for batch in batches
     ]
@@ -220,4 +243,5 @@ __all__ = [
     "add_mac_columns",
     "mac_columns",
     "seal_events",
+    "seal_existing",
 ]

@@ -163,6 +163,24 @@ def _dev_fix(setting: str, configured: bool, what: str) -> str:
     return f"run `voice-agent dev certs` (development sandbox), or set {setting} to {what}"
 
 
+def _check_pair(
+    settings: tuple[str, str], pair: tuple[Path, Path], named: bool, what: str, context: ssl.SSLContext
+) -> None:
+    """A certificate (``what``) and its private key: both readable, and they load together in
+    ``context``, so a mismatched pair is one line here rather than a traceback later."""
+    cert_setting, key_setting = settings
+    _readable_file(cert_setting, pair[0], _dev_fix(cert_setting, named, what))
+    _readable_file(key_setting, pair[1], _dev_fix(key_setting, named, "its private key (PEM)"))
+    try:
+        context.load_cert_chain(str(pair[0]), str(pair[1]))
+    except (ssl.SSLError, ValueError):
+        raise problem(
+            cert_setting,
+            f"{pair[0]} and {pair[1]} do not load as a certificate and its private key",
+            f"check {cert_setting} and {key_setting} name a matching PEM pair",
+        ) from None
+
+
 def check_fhir_tls(settings: Settings, *, dev_certs_later: bool = False) -> None:
     """The FHIR CA and the agent's client certificate exist and load. ``dev_certs_later``: the default
     development files are made by the command itself (``up``), so only named files are checked."""
@@ -182,17 +200,13 @@ def check_fhir_tls(settings: Settings, *, dev_certs_later: bool = False) -> None
         except (ssl.SSLError, ValueError):
             raise problem(ca_setting, f"{ca} holds no PEM certificate", ca_fix) from None
     if pair is not None and (pair_named or not dev_certs_later):
-        cert_fix = _dev_fix(cert_setting, pair_named, "the agent's client certificate (PEM)")
-        _readable_file(cert_setting, pair[0], cert_fix)
-        _readable_file(key_setting, pair[1], _dev_fix(key_setting, pair_named, "its private key (PEM)"))
-        try:
-            ssl.create_default_context().load_cert_chain(str(pair[0]), str(pair[1]))
-        except (ssl.SSLError, ValueError):
-            raise problem(
-                cert_setting,
-                f"{pair[0]} and {pair[1]} do not load as a certificate and its private key",
-                f"check {cert_setting} and {key_setting} name a matching PEM pair",
-            ) from None
+        _check_pair(
+            (cert_setting, key_setting),
+            pair,
+            pair_named,
+            "the agent's client certificate (PEM)",
+            ssl.create_default_context(),
+        )
 
 
 def check_serve_tls(settings: Settings, *, dev_certs_later: bool = False) -> None:
@@ -205,16 +219,13 @@ def check_serve_tls(settings: Settings, *, dev_certs_later: bool = False) -> Non
     named = settings.serve_tls_cert is not None
     if pair is None or (dev_certs_later and not named):
         return
-    _readable_file(cert_setting, pair[0], _dev_fix(cert_setting, named, "the server certificate (PEM)"))
-    _readable_file(key_setting, pair[1], _dev_fix(key_setting, named, "its private key (PEM)"))
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(pair[0]), str(pair[1]))
-    except (ssl.SSLError, ValueError):
-        raise problem(
-            cert_setting,
-            f"{pair[0]} and {pair[1]} do not load as a certificate and its private key",
-            f"check {cert_setting} and {key_setting} name a matching PEM pair",
-        ) from None
+    _check_pair(
+        (cert_setting, key_setting),
+        pair,
+        named,
+        "the server certificate (PEM)",
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH),
+    )
 
 
 def check_named_files(settings: Settings) -> None:

@@ -25,7 +25,9 @@ Integrity: every row carries an HMAC under the audit keys over its name, role, p
 state and disabled flag (``STAFF_SEAL``; ``voice_agent.audit.row_integrity``). Every write to the row
 goes through ``_account_write`` (check first, tag last); every read checks it, and a row that fails is
 no account at all for logins and sessions, a ``record-tampered`` alert, and, on the administrator's
-page, a disabled account to reset.
+page, a disabled account to reset. Each recovery code's row is tagged too (``RECOVERY_SEAL``): the
+digests are unkeyed, so without the tag anyone who can write the database and knows the password could
+add a code of their own and skip the second factor; a row that fails logs nobody in and is alarmed.
 
 Blocking SQL and a deliberately slow hash: call it from the event loop with ``asyncio.to_thread``.
 """
@@ -80,6 +82,7 @@ from voice_agent.audit.row_integrity import (
     add_mac_columns,
     mac_columns,
     seal_events,
+    seal_existing,
 )
 from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 
@@ -148,7 +151,12 @@ staff_recovery_table = Table(
     metadata,
     Column("username", String(32), primary_key=True),
     Column("digest", String(64), primary_key=True),
+    #: HMAC over ``RECOVERY_SEAL.columns``: a code's row inserted or changed in SQL is no code.
+    *mac_columns(),
 )
+#: A recovery code's tag binds its digest to its account. Digests of older deployments cannot become
+#: HMACs of the codes (nobody has the codes), but their rows can be tagged at the upgrade, so they work on.
+RECOVERY_SEAL = RowSeal("staff-recovery-code", ("username", "digest"))
 
 #: Enrolment links: at most one per account (issuing deletes the older). The token itself is nowhere.
 staff_enrolment_table = Table(
@@ -290,7 +298,9 @@ class StaffStore:
             create_tables(conn, metadata)
             create_tables(conn, sessions_metadata)  # a reset ends the account's sessions
             if add_mac_columns(conn, staff_users_table):
-                self._seal_existing(conn, append)
+                self._seal_existing(conn, append, staff_users_table, STAFF_SEAL)
+            if add_mac_columns(conn, staff_recovery_table):
+                self._seal_existing(conn, append, staff_recovery_table, RECOVERY_SEAL, "recovery-codes")
         self._alarm = TamperAlarm(
             trail, keyring, self._service, AuditPurpose.STAFF_CONSOLE, clock=self._clock
         )
@@ -417,7 +427,7 @@ class StaffStore:
                 update(staff_users_table).where(staff_users_table.c.username == username).values(**values)
             )
             if change == "totp-reset":
-                conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == username))
+                self._set_recovery_codes(conn, username, [])
             append(
                 self._event(
                     by,
@@ -462,7 +472,7 @@ class StaffStore:
                     locked_until=None,
                 )
             )
-            conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == username))
+            self._set_recovery_codes(conn, username, [])
             append(
                 self._event(
                     actor, AuditAction.STAFF_USER_UPDATE, "success", username, change="enrolment-reset"
@@ -522,11 +532,7 @@ class StaffStore:
                     locked_until=None,
                 )
             )
-            conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == user.username))
-            conn.execute(
-                staff_recovery_table.insert(),
-                [{"username": user.username, "digest": totp.recovery_digest(c)} for c in codes],
-            )
+            self._set_recovery_codes(conn, user.username, codes)
             append(self._enrolment_event(user.username, "success", None))
             append(self._login_event(Actor(kind="staff", id=user.username), "success", None))
             done = self._row(conn, user.username)
@@ -665,23 +671,8 @@ class StaffStore:
             if self._consume_step(user, step):
                 return LoginCheck(user)
             return self._fail(user, "BadCode", count=lock_applies)  # the step was spent meanwhile
-        if totp.looks_like_recovery_code(code):
-            digest = totp.recovery_digest(code)
-            with self._trail.transaction() as (conn, append):
-                t = staff_recovery_table
-                used = conn.execute(delete(t).where(t.c.username == username).where(t.c.digest == digest))
-                if used.rowcount == 1:
-                    append(
-                        self._event(
-                            Actor(kind="staff", id=username),
-                            AuditAction.STAFF_USER_UPDATE,
-                            "success",
-                            username,
-                            change="recovery-code-used",
-                        )
-                    )
-            if used.rowcount == 1:
-                return self._succeed(user)
+        if totp.looks_like_recovery_code(code) and self._spend_recovery_code(username, code):
+            return self._succeed(user)
         return self._fail(user, "BadCode", count=lock_applies)
 
     def enrolment_secret(self, username: str) -> str:
@@ -737,21 +728,9 @@ class StaffStore:
                 .values(totp_enrolled=True, totp_last_step=step)
             )
             if enrolled.rowcount == 1:
-                conn.execute(delete(staff_recovery_table).where(staff_recovery_table.c.username == username))
-                conn.execute(
-                    staff_recovery_table.insert(),
-                    [{"username": username, "digest": totp.recovery_digest(c)} for c in codes],
-                )
+                self._set_recovery_codes(conn, username, codes)
                 end_sessions(conn, append, username, "totp-enrolled", self.now(), keep=session)
-                append(
-                    self._event(
-                        Actor(kind="staff", id=username),
-                        AuditAction.STAFF_USER_UPDATE,
-                        "success",
-                        username,
-                        change="totp-enrolled",
-                    )
-                )
+                append(self._own_change(username, "totp-enrolled"))
         if enrolled.rowcount != 1:  # another submission enrolled it first
             return self._fail(user, "BadCode", count=lock_applies), []
         return self._succeed(user_from_row(self.user_row(username) or row)), codes
@@ -822,20 +801,47 @@ class StaffStore:
             if failed is not None:
                 self._alarm("staff-account", username, failed)
 
-    def _seal_existing(self, conn: Connection, append: Callable[[AuditEvent], None]) -> None:
-        """The tag columns were just added: tag the accounts already there, once, in the same
-        transaction, and audit it (``record.seal``), so no window exists in which an untagged row is
-        accepted."""
-        t = staff_users_table
-        names = [str(name) for name in conn.execute(select(t.c.username)).scalars()]
-        for name in names:
-            row = self._row(conn, name)
-            assert row is not None
-            conn.execute(
-                update(t).where(t.c.username == name).values(**STAFF_SEAL.tag(self._keyring, row._mapping))
-            )
-        for event in seal_events(self._service, AuditPurpose.STAFF_CONSOLE, names, now=self._clock()):
+    def _seal_existing(
+        self,
+        conn: Connection,
+        append: Callable[[AuditEvent], None],
+        table: Table,
+        seal: RowSeal,
+        change: StaffChange | None = None,
+    ) -> None:
+        """The tag columns were just added to ``table``: tag its rows, once, and audit it (``record.seal``)
+        in the same transaction. The ids are account names (for recovery codes each account once, with
+        ``change`` naming the table: a digest is no id to put on the trail)."""
+        names = sorted({str(row.username) for row in seal_existing(conn, table, seal, self._keyring)})
+        for event in seal_events(
+            self._service, AuditPurpose.STAFF_CONSOLE, names, now=self._clock(), staff_change=change
+        ):
             append(event)
+
+    def _set_recovery_codes(self, conn: Connection, username: str, codes: list[str]) -> None:
+        """Replace the account's recovery codes with ``codes`` (none: deleted), each row a digest and its
+        tag, inside the caller's transaction."""
+        t = staff_recovery_table
+        conn.execute(delete(t).where(t.c.username == username))
+        rows = [{"username": username, "digest": totp.recovery_digest(code)} for code in codes]
+        if rows:
+            conn.execute(t.insert(), [{**row, **RECOVERY_SEAL.tag(self._keyring, row)} for row in rows])
+
+    def _spend_recovery_code(self, username: str, code: str) -> bool:
+        """Delete ``code`` from the account's unused recovery codes (audited as ``recovery-code-used``)
+        if its row passes its tag. A row that fails (written in SQL by someone who knows the code but
+        not the audit key) spends nothing, logs nobody in, and is alarmed after the transaction."""
+        t = staff_recovery_table
+        mine = (t.c.username == username, t.c.digest == totp.recovery_digest(code))
+        with self._trail.transaction() as (conn, append):
+            row = conn.execute(select(t).where(*mine).with_for_update()).first()
+            verdict = None if row is None else RECOVERY_SEAL.check(self._keyring, row._mapping)
+            spent = verdict is Verdict.OK and conn.execute(delete(t).where(*mine)).rowcount == 1
+            if spent:
+                append(self._own_change(username, "recovery-code-used"))
+        if verdict is not None and verdict is not Verdict.OK:
+            self._alarm("staff-recovery-code", username, verdict)
+        return spent
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -941,6 +947,16 @@ class StaffStore:
             action=AuditAction.STAFF_LOGIN,
             outcome=outcome,
             error=reason,
+        )
+
+    def _own_change(self, username: str, change: StaffChange) -> AuditEvent:
+        """A change the account's owner made to their own second factor."""
+        return self._event(
+            Actor(kind="staff", id=username),
+            AuditAction.STAFF_USER_UPDATE,
+            "success",
+            username,
+            change=change,
         )
 
     def _event(

@@ -62,6 +62,7 @@ from voice_agent.audit.row_integrity import (
     add_mac_columns,
     mac_columns,
     seal_events,
+    seal_existing,
 )
 from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 from voice_agent.audit.trail import AuditTrail
@@ -654,15 +655,10 @@ class EscalationStore:
             self._alarm("escalation", str(row.id), verdict)
 
     def _seal_existing(self, conn: Connection, append: Append) -> None:
-        """The tag columns were just added: tag the rows already there, once, in the same transaction,
-        and audit it (``record.seal``), so no window exists in which an untagged row is accepted."""
-        t = escalations_table
-        ids = []
-        for row in conn.execute(select(*(t.c[name] for name in _COLUMNS))).all():
-            conn.execute(
-                update(t).where(t.c.id == row.id).values(**ESCALATION_SEAL.tag(self._keyring, row._mapping))
-            )
-            ids.append(str(row.id))
+        """The tag columns were just added: tag the rows already there, once, and audit it
+        (``record.seal``) in the same transaction."""
+        rows = seal_existing(conn, escalations_table, ESCALATION_SEAL, self._keyring)
+        ids = [str(row.id) for row in rows]
         for record in seal_events(self._service, AuditPurpose.ESCALATION, ids, now=self._clock()):
             append(record)
 

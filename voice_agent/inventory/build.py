@@ -24,6 +24,7 @@ def build_inventory(settings: Settings, *, workers: int = 1) -> Inventory:
     calls.phone_callers(b)
     stores.fhir_server(b)
     stores.audit_database(b)
+    stores.audit_checkpoints(b)
     stores.staff_console(b)
     stores.metrics(b)
     stores.logs(b)

@@ -144,6 +144,9 @@ def audit_database(b: Builder) -> None:
         f"every {duration(s.escalation_purge_interval_seconds)}; each purge audited)",
         "writes fail closed: a call does not start, and a FHIR access is not treated as done, without "
         "its audit event",
+        "the rows the console trusts (staff accounts, recovery codes, sessions, escalations) carry an HMAC "
+        "under the audit keys, checked at every read: a row written in SQL without the keys is refused "
+        "and raises a record-tampered alert",
     ]
     _retention(b)
     if info is None or info.dialect not in ("sqlite", "postgresql"):
@@ -181,8 +184,11 @@ def audit_database(b: Builder) -> None:
             "escalations: the patient's FHIR id and a callback number (sealed)",
             "audit events: actor, purpose, resource type and ids, outcome, times; no names, birth dates, "
             "phone numbers or transcripts (sealed)",
-            "staff accounts and console sessions: argon2id hashes, sealed TOTP secrets, token digests "
-            "(not PHI)",
+            "staff accounts, recovery codes, enrolment links and console sessions: argon2id hashes, sealed "
+            "TOTP secrets, recovery-code digests, HMACs of link and session tokens (not PHI)",
+            "login throttling: HMACs of source addresses and of account-address pairs, with times; no "
+            "address is kept (not PHI)",
+            "breach-detection signals and alerts: kind, an HMAC of the scope, times (not PHI)",
             "worker heartbeats and open-session rows: worker names, random session ids, times (not PHI)",
         ),
         controls=controls,
@@ -195,6 +201,35 @@ def audit_database(b: Builder) -> None:
         control=wire,
         encrypted=encrypted,
         findings=(finding,),
+    )
+
+
+def audit_checkpoints(b: Builder) -> None:
+    s = b.s
+    siem = "; each also sent to the SIEM" if s.siem_syslog or s.siem_webhook_url else ""
+    b.add(
+        "audit-checkpoints",
+        "Audit checkpoints (a file on each worker's host)",
+        "file",
+        part_of=WORKER,
+        location=f"file {s.audit_checkpoint_path}",
+        phi=(),
+        controls=(
+            "one line each: the chain's newest seq and hash, the purge anchor, a time, the worker id, a key "
+            "id and an HMAC under the audit keys; no PHI",
+            f"appended (mode 0600, fsync) every {duration(s.audit_checkpoint_interval_seconds)} and at "
+            f"shutdown, outside the database{siem}",
+            "voice-agent audit verify --checkpoints fails when the trail lacks a checkpointed record or "
+            "ends before the newest checkpoint (newest events deleted behind a restored head)",
+        ),
+    )
+    b.flow(
+        WORKER,
+        "audit-checkpoints",
+        (),
+        protocol="local file",
+        control="signed lines (HMAC)",
+        encrypted=False,
     )
 
 
@@ -340,7 +375,8 @@ def staff_console(b: Builder) -> None:
         ),
         controls=(
             f"roles: {roles}",
-            "password (argon2id) and a TOTP second factor; one-time recovery codes kept as digests",
+            "password (argon2id) and a TOTP second factor; one-time recovery codes kept as digests, each "
+            "row tagged under the audit keys (one written in SQL opens nothing)",
             "each account's owner sets both through a one-time enrolment link (valid "
             f"{s.staff_enrolment_link_hours} h, kept only as an HMAC): no administrator sets or sees a "
             "password",
