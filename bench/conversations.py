@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/conversations.py [--callers 500] [--seed 1] [--modes rules,hybrid] [--now ISO]
 
-Each caller comes from ``tests/conversations/generator.py``: a goal (book, cancel, reschedule, list, or
+Each caller comes from ``harness/generator.py``: a goal (book, cancel, reschedule, list, or
 cancel then book) crossed with openings, fillers, name and date formats, time wishes ("lunchtime", "the
 week after next", "Tuesday, no wait, Thursday") and changes of mind at the read-back. Calls go through the
 text channel's call loop against a private sandbox over mTLS, with the suite's invariants checked on each
@@ -25,8 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conversations.conftest import Transcript, booked, conversation_runner
-from tests.conversations.generator import GeneratedCall, generate, outcome_ok
+from harness.conversations import Transcript, booked, conversation_runner
+from harness.generator import GeneratedCall, generate, outcome_ok
 from voice_agent.dialogue.understanding import Understanding, UnderstandingContext, Understood
 from voice_agent.dialogue.understanding.hybrid import build_understanding, warm_understanding
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding

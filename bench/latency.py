@@ -9,7 +9,7 @@ the agent's reply audio at the carrier, with the caller's audio paced in real ti
 SIP on, caller-side voice-to-voice from a capture of the RTP (bench/rtp_timing.py).
 
 Starts its own private FHIR sandbox and its own ``voice-agent serve`` (rules understanding, INFO logging,
-TLS), and calls it as a carrier would (tests/voice/twilio_caller.py: Twilio's media-stream protocol). Each
+TLS), and calls it as a carrier would (harness/twilio_caller.py: Twilio's media-stream protocol). Each
 call is a fixed script, since the dialogue is a deterministic state machine: the greeting, "When is my
 next appointment?", the caller's name, their date of birth in words, the agent lists (or says there are
 none), "No, that's all, goodbye." That is 4 measured turns per call. Every caller line is synthesised
@@ -49,13 +49,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.scripted import PLAIN_NAMES
-from tests.voice.twilio_caller import AgentAudio, TwilioCaller, _loud
+from harness import caller_audio
+from harness.scripted import PLAIN_NAMES
+from harness.twilio_caller import AgentAudio, TwilioCaller, is_loud
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server
 from voice_agent import wiring
 from voice_agent.dialogue.understanding import spoken
-from voice_agent.pipeline.models import SpeechModels
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import Vocabulary, transcribe
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
 from voice_agent.sandbox.clinic import SyntheticPatient
@@ -280,7 +280,7 @@ class Listener:
     def _catch_up(self) -> int:
         received = self.caller.received
         while len(self.loud) < len(received):
-            self.loud.append(_loud(received[len(self.loud)].ulaw))
+            self.loud.append(is_loud(received[len(self.loud)].ulaw))
         return len(self.loud)
 
     async def reply(self, after: float) -> Reply:

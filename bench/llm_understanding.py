@@ -37,7 +37,7 @@ from voice_agent.dialogue.understanding.llm import (
     OpenAICompatibleBackend,
     UnderstandingUnavailable,
 )
-from voice_agent.models import DialogueModelName, find_dialogue_model, llama_cpp_available
+from voice_agent.model_packages import DialogueModelName, find_dialogue_model, llama_cpp_available
 
 ZONE = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 23, 9, 15, tzinfo=ZONE)  # a Monday

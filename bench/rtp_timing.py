@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 
-from tests.voice import caller_audio
+from harness import caller_audio
 
 #: A packet whose peak is above this is speech (the same threshold the WebSocket caller uses).
 LOUD = 500
@@ -116,7 +116,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _alaw(payload: bytes) -> bytes:
-    from tests.sip.rtp import alaw_decode
+    from harness.sip.rtp import alaw_decode
 
     return alaw_decode(payload)
 

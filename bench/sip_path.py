@@ -2,7 +2,7 @@
 serve`` worker with SIP on, timed from a capture of the calls' RTP (caller side: the end of the caller's
 line to the agent's first audio back, as the caller's phone receives it).
 
-SIPp cannot listen, so each caller's side is a timeline (tests/sip/calls.py): the same fixed script as
+SIPp cannot listen, so each caller's side is a timeline (harness/sip/calls.py): the same fixed script as
 the WebSocket bench (when is my next appointment, name, date of birth in words, no that's all), with
 waits long enough for the agent's replies. A reply is timed only when the agent was quiet as the caller
 finished (not talk-over). The agent's stream is also checked against its own media clock.
@@ -18,14 +18,14 @@ from datetime import date
 from pathlib import Path
 
 from bench import rtp_timing
-from tests.sip.calls import LEAD_SECONDS, answered_within, caller_speech, hearable_patients, place_calls
-from tests.sip.edge import free_udp_port, running_edge, wait_for_workers
-from tests.sip.sipp import Caller
-from tests.voice.browser import Line
-from tests.voice.conftest import start_voice_server, stop_voice_server
+from harness.browser import Line
+from harness.sip.calls import LEAD_SECONDS, answered_within, caller_speech, hearable_patients, place_calls
+from harness.sip.edge import free_udp_port, running_edge, wait_for_workers
+from harness.sip.sipp import Caller
+from harness.voice_server import start_voice_server, stop_voice_server
 from voice_agent import wiring
 from voice_agent.dialogue import templates
-from voice_agent.pipeline.models import SpeechModels
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
 from voice_agent.sandbox.clinic import SyntheticPatient
 from voice_agent.sandbox.private import Sandbox

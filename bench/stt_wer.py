@@ -9,7 +9,7 @@ practitioner names and visit types.
 
 102 things patients say to a scheduling line (roster names, dates of birth, appointment times, visit
 types and practitioners, yes/no, cancel/reschedule, 555-01xx phone numbers), each spoken by every voice
-family asked for (tests/voice/caller_audio.py): espeak-ng, flite's slt, kal, awb and rms voices, piper
+family asked for (harness/caller_audio.py): espeak-ng, flite's slt, kal, awb and rms voices, piper
 with settings other than the agent's ("piper-other": faster and slower, a less even voice) and piper's
 joe voice as the agent itself speaks (``piper-joe``, or ``piper``: a reference, not a caller). Each clip
 is framed as a caller's line carries a turn (pre-roll and the VAD stop), optionally made ``--level`` dB
@@ -64,11 +64,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.voice import caller_audio
+from harness import caller_audio
 from voice_agent.dialogue.understanding.base import Expectation, UnderstandingContext
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
-from voice_agent.pipeline.models import SpeechModels
 from voice_agent.pipeline.recognisers import Recogniser, WhisperRecogniser
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import Vocabulary
 from voice_agent.pipeline.vocabulary import primed_with
 from voice_agent.sandbox import roster

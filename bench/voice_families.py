@@ -6,8 +6,8 @@
         [--concurrency 0|8] [--concurrency-families mixed|FAMILY,...] [--json F] [--audit F] [--workdir D]
 
 Starts its own private FHIR sandbox and ``voice-agent serve`` (rules understanding, INFO logging, TLS;
-tests/voice/conftest.py) and calls it as Twilio would (tests/voice/twilio_caller.py). Each call is made by
-a freshly planted synthetic patient (tests/canary.py: random birth date), half with common English names,
+harness/voice_server.py) and calls it as Twilio would (harness/twilio_caller.py). Each call is made by
+a freshly planted synthetic patient (harness/canary.py: random birth date), half with common English names,
 half with names the agent was not tuned on. The caller is reactive: it hears each agent turn and answers
 by regex (the rules of tests/voice/test_uncommon_callers.py, asking "When is my next appointment?"): the
 name, the date of birth in words, the surname and the first name keyed on the keypad (one press per
@@ -18,7 +18,7 @@ The caller's hearing is made cheap, since it runs in this process beside the cal
 cores with the agent: one Whisper tiny.en pass at beam 1 over the first 3 s and the last 3 s of the
 agent's turn (joined by 0.3 s of silence; every question is at the end of a turn, every "verified" or
 refusal at its start), and only if the script has no answer for that does it fall back to
-tests/voice/scripted.py's full hearings (sentence by sentence, beam 5). Hearings are serialised by a lock
+harness/scripted.py's full hearings (sentence by sentence, beam 5). Hearings are serialised by a lock
 and their CPU (this process's rusage while one runs) is reported apart from the rest of the bench.
 
 Per family (``--calls`` sequential calls): share verified (the agent said "verified"), extra identity
@@ -67,10 +67,9 @@ from bench.latency import (
     workdir,
 )
 from fhir_adapters.keypad import keypad_digits
-from tests.canary import plant_canary
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.scripted import (
+from harness import caller_audio
+from harness.canary import plant_canary
+from harness.scripted import (
     HEARINGS,
     Keys,
     Line,
@@ -80,8 +79,9 @@ from tests.voice.scripted import (
     correcting_read_back,
     hear,
 )
-from tests.voice.twilio_caller import TwilioCaller
-from voice_agent.pipeline.models import SpeechModels
+from harness.twilio_caller import TwilioCaller
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import Vocabulary, transcribe
 from voice_agent.sandbox.private import Sandbox, private_sandbox
 
@@ -219,7 +219,7 @@ class Cpu:
 
 
 class Ear:
-    """The caller's hearing: cheap first, the full hearings of tests/voice/scripted.py on a miss."""
+    """The caller's hearing: cheap first, the full hearings of harness/scripted.py on a miss."""
 
     def __init__(self, whisper: Any) -> None:
         self.whisper = whisper

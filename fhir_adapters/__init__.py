@@ -24,7 +24,17 @@ from .gateway import (
     SearchPage,
     Versioned,
 )
-from .models import (
+from .scheduling import (
+    NotThisPatientsAppointment,
+    RescheduleFailed,
+    Scheduling,
+    SchedulingError,
+    SlotUnavailable,
+    VisitTypeNotOffered,
+)
+from .scope import ALLOWED, Interaction
+from .transport import TransportConfig
+from .values import (
     AFTERNOON,
     EVENING,
     MORNING,
@@ -38,16 +48,6 @@ from .models import (
     TimeOfDay,
     VisitType,
 )
-from .scheduling import (
-    NotThisPatientsAppointment,
-    RescheduleFailed,
-    Scheduling,
-    SchedulingError,
-    SlotUnavailable,
-    VisitTypeNotOffered,
-)
-from .scope import ALLOWED, Interaction
-from .transport import TransportConfig
 
 __all__ = [
     "AFTERNOON",

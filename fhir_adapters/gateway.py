@@ -115,9 +115,11 @@ class SearchPage(list[Any]):
     (``_complete``, judged on what the server sent, before results outside the criteria were dropped): a
     caller that must not miss a match checks ``complete``."""
 
-    def __init__(self, resources: Iterable[Any], *, complete: bool) -> None:
+    def __init__(self, resources: Iterable[Any], *, complete: bool, withheld: int = 0) -> None:
         super().__init__(resources)
         self.complete = complete
+        #: results the server sent outside the criteria (dropped): it ignored part of the search
+        self.withheld = withheld
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,9 @@ class FhirGateway:
                     OUTSIDE_CRITERIA,
                 )
             )
-        return SearchPage(resources, complete=_complete(bundle, len(entries), page_size))
+        return SearchPage(
+            resources, complete=_complete(bundle, len(entries), page_size), withheld=len(dropped)
+        )
 
     async def read(
         self, resource_type: str, resource_id: str, *, elements: Sequence[str], purpose: Purpose

@@ -21,10 +21,18 @@ from zoneinfo import ZoneInfo
 import jellyfish
 from fhirclient.models.appointment import Appointment
 
-from .errors import FhirConflict, FhirError, FhirNotAllowed, FhirNotFound, FhirUnavailable
+from .errors import (
+    FhirConflict,
+    FhirError,
+    FhirInvalidResponse,
+    FhirNotAllowed,
+    FhirNotFound,
+    FhirUnavailable,
+)
 from .gateway import FhirGateway, Purpose
 from .keypad import LETTER_KEYS, keypad_digits, letters_on
-from .models import (
+from .spelling import first_letters, spelled_alike
+from .values import (
     AppointmentInfo,
     ClinicDirectory,
     GivenSpelling,
@@ -35,7 +43,6 @@ from .models import (
     TimeOfDay,
     VisitType,
 )
-from .spelling import first_letters, spelled_alike
 
 BOOKING_IDENTIFIER_SYSTEM = "urn:ietf:rfc:3986"
 CANCELLATION_REASON = {
@@ -374,6 +381,13 @@ class Scheduling:
             sort="date",
             purpose=Purpose.LIST_APPOINTMENTS,
         )
+        if found.withheld and not found.complete:
+            # The server ignored part of the search and filled the page with others' appointments: the
+            # caller's own may be beyond it, and "you have none" would be a false answer.
+            raise FhirInvalidResponse(
+                "The FHIR server ignored part of an appointment search; the listing may be incomplete.",
+                resource_type="Appointment",
+            )
         mine = [a for a in found if self._belongs_to(a, patient) and a.status == "booked"]
         return sorted(
             (self._appointment_info(a) for a in mine), key=lambda a: (a.start or now, a.appointment_id)

@@ -1,5 +1,5 @@
 """The two databases every store runs on in tests: SQLite in a temp dir and a real PostgreSQL server
-(tests/postgres.py), plus a controllable clock and throwaway keyrings."""
+(harness/postgres.py), plus a controllable clock and throwaway keyrings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.postgres import PostgresServer
+from harness.postgres import PostgresServer
 from voice_agent.audit import Keyring
 
 

@@ -26,12 +26,12 @@ from loguru import logger
 from sqlalchemy import text
 
 from fhir_adapters import FhirInvalidResponse, NotThisPatientsAppointment, SlotUnavailable
-from tests.conversations.simulator import spell
-from tests.faults import FaultyTransport, matches, real_transport
-from voice_agent.channels.text import run_call
+from harness.faults import FaultyTransport, matches, real_transport
+from harness.simulator import spell
 from voice_agent.console import build_console, totp
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.ingress.text import run_call
 from voice_agent.privacy import caller_speech_logger, configure_logging, harden_process, remember_name
 from voice_agent.runtime import Runtime, runtime
 from voice_agent.settings import Settings

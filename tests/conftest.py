@@ -1,38 +1,37 @@
 """Shared fixtures: the real FHIR sandbox over mutual TLS, started with the same commands a developer uses
-(``voice-agent dev certs``, ``dev fhir --detach``, ``dev seed``) and stopped by its PID at the end; and
-Medplum's FHIR engine, a second server with the same clinic, for the tests that run on both."""
+(``voice-agent dev certs``, ``dev fhir --detach``, ``dev seed``) and stopped by its PID at the end;
+Medplum's FHIR engine, a second server with the same clinic, for the tests that run on both; the running
+agent the conversation and security tests talk to; and the product's Whisper model, to hear the agent.
+What they are made of lives in ``harness/``."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fhir_adapters import FhirGateway, Scheduling
-from tests.fhir_engines import ENGINES, medplum_engine
-from tests.real_parts import (
+from harness.real_parts import (
     pytest_configure,
     pytest_runtest_setup,
     pytest_terminal_summary,
     require,
     under_ci,
 )
+from harness.sandbox import Sandbox, private_sandbox, suite_now
+from tests.fhir_engines import ENGINES, medplum_engine
 from voice_agent import wiring
-from voice_agent.sandbox.private import Sandbox, free_port, private_sandbox
 
-# The real-parts hooks (tests/real_parts.py): an absent part skips locally, named in the summary, and fails
-# under CI.
-__all__ = ["Sandbox", "free_port", "pytest_configure", "pytest_runtest_setup", "pytest_terminal_summary"]
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
 
+    from voice_agent.runtime import Runtime
 
-def suite_now() -> datetime | None:
-    """The whole suite runs on another date with ``VOICE_AGENT_CLOCK_START=2026-12-31T16:30 pytest``:
-    the sandbox's clinic is seeded as of that day and every agent the tests start has its clock there."""
-    start = os.environ.get("VOICE_AGENT_CLOCK_START")
-    return datetime.fromisoformat(start) if start else None
+# The real-parts hooks (harness/real_parts.py): an absent part skips locally, named in the summary, and
+# fails under CI.
+__all__ = ["pytest_configure", "pytest_runtest_setup", "pytest_terminal_summary"]
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +58,7 @@ def medplum_sandbox(sekmet_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFa
                 medplum_engine.medplum_sandbox(sekmet_sandbox, tmp_path_factory.mktemp("medplum"))
             )
         except medplum_engine.EngineUnavailable as missing:
-            require("npm")  # absent: a skip named in the summary, a failure under CI (tests/real_parts.py)
+            require("npm")  # absent: a skip named in the summary, a failure under CI (harness/real_parts.py)
             if under_ci():
                 pytest.fail(f"Medplum's FHIR engine cannot run: {missing}")
             pytest.skip(f"Medplum's FHIR engine cannot run: {missing}")
@@ -82,3 +81,27 @@ async def gateway(sandbox: Sandbox) -> AsyncIterator[FhirGateway]:
 @pytest.fixture
 def scheduling(sandbox: Sandbox, gateway: FhirGateway) -> Scheduling:
     return wiring.scheduling(sandbox.settings, gateway, now=sandbox.clock)
+
+
+@pytest.fixture(scope="session")
+async def agent(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runtime]:
+    # The suite's callers fail verification on purpose, many times over for a few patients; the limits
+    # across calls are tested on an agent of their own (tests/security), at their defaults.
+    from voice_agent.runtime import runtime  # imported by the tests that use it only
+
+    settings = sandbox.agent_settings(
+        tmp_path_factory.mktemp("agent"),
+        clinic_name="Maple Street Clinic",
+        verification_identity_limit=100,
+        verification_number_limit=100,
+    )
+    async with runtime(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def whisper(sandbox: Sandbox) -> WhisperModel:
+    """The product's own speech-to-text model, to hear what the agent said (is it intelligible?)."""
+    from voice_agent.pipeline.speech_loader import SpeechModels  # the speech stack: voice tests only
+
+    return SpeechModels(sandbox.settings).whisper()

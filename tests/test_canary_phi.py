@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.canary import canary_forms, plant_canary
-from tests.conftest import Sandbox
+from harness.canary import canary_forms, plant_canary
+from harness.sandbox import Sandbox
 from voice_agent.audit import AuditTrail, Keyring, generate_key_file
 
 SCRIPT = Path(__file__).with_name("canary_call.py")

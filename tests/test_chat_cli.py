@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
+from harness.sandbox import Sandbox
 from voice_agent.audit import generate_key_file
 from voice_agent.sandbox.private import VOICE_AGENT
 

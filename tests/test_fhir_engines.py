@@ -18,13 +18,14 @@ from fhir_adapters import (
     AccessRecord,
     FhirAuthenticationError,
     FhirConflict,
+    FhirInvalidResponse,
     FhirUnavailable,
     PatientRef,
     Purpose,
 )
 from fhir_adapters.keypad import keypad_digits
-from tests.conftest import Sandbox
-from tests.faults import IgnoredParameter, real_transport
+from harness.faults import IgnoredParameter, real_transport
+from harness.sandbox import Sandbox
 from tests.test_transport_security import directory_search, gateway_with
 from voice_agent import wiring
 from voice_agent.sandbox.certs import issue, make_authority, write_pair
@@ -241,6 +242,14 @@ async def test_a_patient_born_another_day_is_never_a_candidate_when_the_server_i
     assert (withheld.purpose, withheld.outcome) == (Purpose.VERIFY_IDENTITY, "denied")
 
 
+def upcoming_booked(sandbox: Sandbox) -> list[dict[str, object]]:
+    """Every booked appointment from now on, whoever's, as the server holds them."""
+    now = sandbox.clock().isoformat()
+    with sandbox.raw() as raw:
+        bundle = raw.get("Appointment", params={"status": "booked", "date": f"ge{now}", "_count": 200}).json()
+    return [e["resource"] for e in bundle.get("entry") or []]
+
+
 async def test_another_patients_appointments_are_never_listed_when_the_server_ignores_patient(
     sandbox: Sandbox,
 ) -> None:
@@ -249,12 +258,19 @@ async def test_another_patients_appointments_are_never_listed_when_the_server_ig
     recorder = Recorder()
     async with wiring.gateway(sandbox.settings, recorder=recorder, transport=wire) as fhir:
         scheduling = wiring.scheduling(sandbox.settings, fhir, now=sandbox.clock)
-        listed = await scheduling.upcoming_appointments(PatientRef(person.id))
-    assert listed
+        try:
+            listed = await scheduling.upcoming_appointments(PatientRef(person.id))
+        except FhirInvalidResponse:
+            # the page the server filled with everyone's appointments was full: the caller's own may lie
+            # beyond it, so the listing is refused rather than said to be empty
+            listed = None
+    page_was_full = len(upcoming_booked(sandbox)) >= 20  # a page exactly full is not known to be whole
+    assert (listed is None) == page_was_full
     with sandbox.raw() as raw:
-        for appointment in listed:
+        for appointment in listed or []:
             stored = raw.get(f"Appointment/{appointment.appointment_id}").json()
             assert {"reference": f"Patient/{person.id}"} in [p["actor"] for p in stored["participant"]]
+    assert listed is None or listed  # when the page held everything, theirs are among it
     theirs = {a.id for a in sandbox.clinic.appointments if a.patient_id == person.id}
     withheld = {i for r in recorder.withheld for i in r.resource_ids}
     assert withheld and withheld.isdisjoint(theirs)

@@ -10,8 +10,8 @@ from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 
 from fhir_adapters import AccessRecord, FhirGateway, FhirNotAllowed, PatientRef, Purpose
-from tests.conftest import Sandbox
-from tests.faults import FaultyTransport, real_transport
+from harness.faults import FaultyTransport, real_transport
+from harness.sandbox import Sandbox
 from voice_agent import wiring
 
 

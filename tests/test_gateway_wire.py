@@ -17,8 +17,8 @@ from fhir_adapters import (
     PatientRef,
     Purpose,
 )
-from tests.conftest import Sandbox
-from tests.faults import FaultyTransport, matches, real_transport
+from harness.faults import FaultyTransport, matches, real_transport
+from harness.sandbox import Sandbox
 from voice_agent import wiring
 
 

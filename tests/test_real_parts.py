@@ -1,4 +1,4 @@
-"""tests/real_parts.py and tests/prepare.py: an absent real part skips locally and is named in pytest's
+"""harness/real_parts.py and tests/prepare.py: an absent real part skips locally and is named in pytest's
 summary, fails under CI, and the preparation installs it or stops at once with the exact command."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests import prepare, real_parts
-from tests.real_parts import PARTS, Part
+from harness import real_parts
+from harness.real_parts import PARTS, Part
+from tests import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFTEST = """
-from tests.real_parts import PARTS, Part, pytest_configure, pytest_runtest_setup, pytest_terminal_summary
+from harness.real_parts import PARTS, Part, pytest_configure, pytest_runtest_setup, pytest_terminal_summary
 
 PARTS["unobtainium"] = Part("unobtainium", lambda: False, "a test", apt="unobtainium-tools")
 PARTS["vapourware"] = Part("vapourware", lambda: False, "a test", command=("voice-agent", "vapour"))
@@ -26,7 +27,7 @@ PARTS["air"] = Part("air", lambda: True, "a test", apt="air")
 
 TESTS = """
 import pytest
-from tests.real_parts import needs, require
+from harness.real_parts import needs, require
 
 @needs("unobtainium")
 def test_marked(): pass

@@ -21,8 +21,8 @@ from fhir_adapters import (
     VisitTypeNotOffered,
 )
 from fhir_adapters.keypad import keypad_digits
-from tests.conftest import Sandbox
-from tests.faults import FaultyTransport, matches, real_transport
+from harness.faults import FaultyTransport, matches, real_transport
+from harness.sandbox import Sandbox
 from voice_agent import wiring
 from voice_agent.sandbox.clinic import SyntheticPatient
 

@@ -160,7 +160,7 @@ def test_turn_is_configured_with_a_shared_secret_never_a_static_credential(
 
 
 def test_minted_turn_credentials_follow_the_rest_scheme() -> None:
-    from voice_agent.ingress.turn_credentials import ice_config
+    from voice_agent.ingress.webrtc.turn_credentials import ice_config
 
     servers = ice_config(
         ("stun:stun.clinic.lan",),

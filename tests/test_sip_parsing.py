@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from voice_agent.ingress.hours import OpeningHours
-from voice_agent.ingress.sip import caller_number, registrar_networks
+from voice_agent.ingress.sip.stack import caller_number, registrar_networks
+from voice_agent.opening_hours import OpeningHours
 from voice_agent.settings import Settings
 
 

@@ -17,8 +17,8 @@ from fhir_adapters import (
     Purpose,
     TransportConfig,
 )
-from tests.conftest import Sandbox, free_port
-from tests.real_parts import require
+from harness.real_parts import require
+from harness.sandbox import Sandbox, free_port
 from voice_agent import wiring
 from voice_agent.sandbox.certs import issue, make_authority, write_pair
 from voice_agent.settings import InsecureSettingWarning, Settings

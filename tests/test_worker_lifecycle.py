@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from fhir_adapters import FhirGateway
-from tests.conftest import Sandbox, free_port
+from harness.sandbox import Sandbox, free_port
 from voice_agent import wiring
 from voice_agent.ingress.calls import CallRegistry, CallsFull, Draining
 from voice_agent.ingress.readiness import ReadinessProbe

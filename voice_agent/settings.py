@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from voice_agent.opening_hours import OpeningHours
+
 log = logging.getLogger(__name__)
 
 #: Minutes of inactivity after which a call or staff session ends (HIPAA automatic logoff).
@@ -295,7 +297,7 @@ class Settings(BaseSettings):
     #: surviving worker closes its open sessions in the audit trail as interrupted.
     worker_heartbeat_seconds: Annotated[float, Field(ge=0.5, le=300)] = 10.0
 
-    # --- SIP from the clinic's PBX or trunk (voice_agent/ingress/sip.py; deploy/sip for the proxy) ---
+    # --- SIP from the clinic's PBX or trunk (voice_agent/ingress/sip/stack.py; deploy/sip for the proxy) ---
     sip_enabled: bool = False
     #: The address the SIP stack listens on and sends media from: an interface on the clinic's network.
     sip_host: str = "127.0.0.1"
@@ -363,8 +365,6 @@ class Settings(BaseSettings):
     @field_validator("front_desk_hours")
     @classmethod
     def _hours_shape(cls, value: str) -> str:
-        from voice_agent.ingress.hours import OpeningHours
-
         OpeningHours.parse(value)
         return value
 

@@ -20,10 +20,10 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from harness.postgres import postgres_server_fixture
 from tests.backends import Backend, Clock, new_keyring
 from tests.backends import backend as backend  # fixtures: used by parameter name
 from tests.backends import raw as raw
-from tests.postgres import postgres_server_fixture
 from voice_agent.audit import (
     Actor,
     AuditEvent,

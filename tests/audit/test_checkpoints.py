@@ -25,10 +25,10 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, delete, select, update
 from typer.testing import CliRunner
 
+from harness.postgres import postgres_server_fixture
 from tests.backends import Backend, Clock, key_line
 from tests.backends import backend as backend  # fixtures: used by parameter name
 from tests.backends import raw as raw
-from tests.postgres import postgres_server_fixture
 from voice_agent.audit import Actor, AuditEvent, AuditIntegrityError, AuditTrail, Keyring
 from voice_agent.audit.checkpoint import (
     Checkpoint,

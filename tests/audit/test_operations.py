@@ -12,8 +12,8 @@ from uuid import uuid4
 
 import pytest
 
+from harness.postgres import PostgresServer, find_bindir, postgres_server_fixture
 from tests.backends import key_line
-from tests.postgres import PostgresServer, find_bindir, postgres_server_fixture
 from voice_agent.audit import (
     Actor,
     AuditAction,

@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine, MetaData, create_engine, inspect
 
-from tests.postgres import PostgresServer, postgres_server_fixture
+from harness.postgres import PostgresServer, postgres_server_fixture
 from voice_agent.audit import alerts, attempts, store, workers
 from voice_agent.audit.store import create_tables
 from voice_agent.console import sessions, throttle, users
 from voice_agent.escalations import store as escalations
-from voice_agent.ingress import spent_tokens
+from voice_agent.ingress.telephony import spent_tokens
 
 postgres_server = postgres_server_fixture()
 

@@ -11,9 +11,9 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy import select
 
+from harness.postgres import postgres_server_fixture
 from tests.backends import Backend, Clock, new_keyring
 from tests.backends import backend as backend  # fixture: used by parameter name
-from tests.postgres import postgres_server_fixture
 from voice_agent.audit import Actor, AuditRecorder, AuditTrail
 from voice_agent.audit.workers import WorkerLedger, session_lines, workers_table
 

@@ -28,17 +28,17 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import create_engine, update
 
-from tests.canary import canary_forms, plant_canary
-from tests.conftest import Sandbox
-from tests.real_parts import needs
-from tests.voice.browser import CHROMIUM, CHROMIUM_FLAGS, spki_pin
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
+from harness.browser import CHROMIUM, CHROMIUM_FLAGS, spki_pin
+from harness.canary import canary_forms, plant_canary
+from harness.real_parts import needs
+from harness.sandbox import Sandbox
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server
 from voice_agent.audit import AuditTrail, Keyring
 from voice_agent.audit.alerts import ALERT_RULES
 from voice_agent.console.routes import format_phone
-from voice_agent.dialogue.handoff import to_e164
 from voice_agent.escalations import EscalationCategory, EscalationStore
 from voice_agent.escalations.store import escalations_table
+from voice_agent.phone_numbers import to_e164
 from voice_agent.sandbox.private import VOICE_AGENT
 
 pytestmark = needs("chromium")

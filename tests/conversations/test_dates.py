@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.conversations.conftest import Converse, Transcript, booked, conversation_runner
+from harness.conversations import Converse, Transcript, booked, conversation_runner
+from harness.sandbox import Sandbox
 from tests.conversations.test_tasks import persona
 from voice_agent.dialogue import speech
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding

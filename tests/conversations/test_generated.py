@@ -1,4 +1,4 @@
-"""Simulated callers from a fixed seed (tests/conversations/generator.py): goals crossed with phrasings,
+"""Simulated callers from a fixed seed (harness/generator.py): goals crossed with phrasings,
 fillers, name and date formats and changes of mind, on a clinic of their own (so their bookings never
 meet another test's expectations). Every call must reach its goal as FHIR shows it afterwards, with the
 suite's invariants held; a failure prints the call's whole transcript.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import suite_now
-from tests.conversations.conftest import booked, conversation_runner
-from tests.conversations.generator import generate, outcome_ok
-from tests.real_parts import require
+from harness.conversations import booked, conversation_runner
+from harness.generator import generate, outcome_ok
+from harness.real_parts import require
+from harness.sandbox import suite_now
 from voice_agent.dialogue.understanding.hybrid import (
     build_understanding,
     close_understanding,

@@ -11,9 +11,9 @@ import pytest
 
 from fhir_adapters import PatientRef
 from fhir_adapters.keypad import keypad_digits
-from tests.conftest import Sandbox
-from tests.conversations.conftest import Converse, booked
-from tests.conversations.simulator import Persona
+from harness.conversations import Converse, booked
+from harness.sandbox import Sandbox
+from harness.simulator import Persona
 from voice_agent.dialogue import speech, templates
 from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from fhir_adapters import PatientRef
-from tests.conftest import Sandbox
-from tests.conversations.conftest import Converse, audit_events, booked
-from tests.conversations.simulator import Persona
+from harness.conversations import Converse, audit_events, booked
+from harness.sandbox import Sandbox
+from harness.simulator import Persona
 from tests.conversations.test_tasks import persona
 from voice_agent import wiring
 from voice_agent.dialogue import speech

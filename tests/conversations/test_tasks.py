@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from fhir_adapters import PatientRef, Scheduling
-from tests.conftest import Sandbox
-from tests.conversations.conftest import Converse, Transcript, booked, slot_status, status_of
-from tests.conversations.simulator import Persona
+from harness.conversations import Converse, Transcript, booked, slot_status, status_of
+from harness.sandbox import Sandbox
+from harness.simulator import Persona
 from voice_agent.sandbox.clinic import SyntheticPatient
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import Sandbox
+from harness.sandbox import Sandbox
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations

@@ -6,8 +6,8 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.conversations.conftest import Converse, booked
+from harness.conversations import Converse, booked
+from harness.sandbox import Sandbox
 from tests.conversations.test_tasks import persona
 
 

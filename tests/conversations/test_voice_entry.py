@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from tests.conftest import Sandbox
+from harness.sandbox import Sandbox
 from voice_agent.dialogue import templates
 from voice_agent.dialogue.conductor import Conversation
 from voice_agent.dialogue.factory import conversations

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from tests.deploy.manifests import DEPLOY, OVERLAYS, Manifest
 from tests.deploy.tools import Tools, ensure_tools
-
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-OVERLAYS = ("single-clinic", "multi-worker")
-
-Manifest = dict[str, Any]
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +40,3 @@ def rendered(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 @pytest.fixture(scope="session")
 def manifests(rendered: dict[str, Path]) -> dict[str, list[Manifest]]:
     return {overlay: list(yaml.safe_load_all(path.read_text())) for overlay, path in rendered.items()}
-
-
-def only(docs: list[Manifest], kind: str, name: str | None = None) -> Manifest:
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
-
-
-def all_of(docs: list[Manifest], kind: str) -> Iterator[Manifest]:
-    return (d for d in docs if d["kind"] == kind)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.deploy.conftest import DEPLOY, REPO
+from tests.deploy.manifests import DEPLOY, REPO
 from tests.deploy.tools import HADOLINT_VERSION, Tools
 
 CONTAINERFILE = DEPLOY / "container" / "Containerfile"

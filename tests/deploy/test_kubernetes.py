@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
-from tests.deploy.conftest import DEPLOY, OVERLAYS, Manifest, all_of, only
+from tests.deploy.manifests import DEPLOY, OVERLAYS, Manifest, all_of, only
 from tests.deploy.tools import KUBECTL_VERSION, KUSTOMIZE_VERSION, Tools
 from voice_agent.settings import Settings
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY
-from tests.real_parts import require
+from harness.real_parts import require
+from tests.deploy.manifests import DEPLOY
 from voice_agent.settings import Settings
 
 UNITS = DEPLOY / "systemd"

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conversations.simulator import say_date, spell
+from harness.simulator import say_date, spell
 from voice_agent.dialogue.understanding import Expectation, UnderstandingContext
 from voice_agent.dialogue.understanding.guardrails import GUARDED_INTENTS, screen
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding

@@ -1,6 +1,6 @@
 """The real model in-process (llama.cpp, Qwen2.5-Coder-0.5B: the fast one) and behind a real
 ``python -m llama_cpp.server`` on 127.0.0.1. Without llama-cpp-python or the model: skipped and named
-in the summary, or failed under CI (tests/real_parts.py). The 0.5B model is for plumbing: only a few
+in the summary, or failed under CI (harness/real_parts.py). The 0.5B model is for plumbing: only a few
 easy intents are asserted.
 """
 
@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.real_parts import needs, require
-from tests.voice.conftest import terminate
+from harness.real_parts import needs, require
+from harness.voice_server import terminate
 from voice_agent.dialogue.understanding.base import (
     DirectoryEntry,
     Expectation,
@@ -33,7 +33,7 @@ from voice_agent.dialogue.understanding.base import (
 )
 from voice_agent.dialogue.understanding.hybrid import HybridUnderstanding
 from voice_agent.dialogue.understanding.llm import LlamaCppBackend, LLMUnderstanding, OpenAICompatibleBackend
-from voice_agent.models import ModelVerificationError, find_dialogue_model
+from voice_agent.model_packages import ModelVerificationError, find_dialogue_model
 
 
 def _model() -> Path | None:

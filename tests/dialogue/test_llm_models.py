@@ -14,8 +14,8 @@ from typing import cast
 
 import pytest
 
-from tests.real_parts import report_absent
-from voice_agent.models import (
+from harness.real_parts import report_absent
+from voice_agent.model_packages import (
     DialogueModelName,
     DialogueModelSpec,
     ModelVerificationError,
@@ -23,7 +23,7 @@ from voice_agent.models import (
     install_dialogue_model,
     install_llama_cpp,
 )
-from voice_agent.models import dialogue_model as dm
+from voice_agent.model_packages import dialogue_model as dm
 
 NAME = cast(DialogueModelName, "test-model")
 PREFIX = "va-test-model-part"

@@ -1,4 +1,4 @@
-"""Escalation tests run on SQLite and on a real PostgreSQL server (``tests/postgres.py``)."""
+"""Escalation tests run on SQLite and on a real PostgreSQL server (``harness/postgres.py``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from harness.postgres import postgres_server_fixture
 from tests.backends import Backend, Clock, new_keyring
 from tests.backends import backend as backend  # fixtures: used by parameter name
 from tests.backends import raw as raw
-from tests.postgres import postgres_server_fixture
 from voice_agent.audit import Keyring
 from voice_agent.escalations import EscalationStore
 

@@ -23,7 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from fhir_adapters import FhirAuthenticationError
-from tests.conftest import Sandbox
+from harness.sandbox import Sandbox
 from tests.security.test_caller_gate import call
 from voice_agent.audit.siem import FAILURES
 from voice_agent.dialogue import templates

@@ -20,13 +20,13 @@ from aiortc import RTCPeerConnection
 from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import Sandbox
-from tests.real_parts import report_absent
+from harness.real_parts import report_absent
+from harness.sandbox import Sandbox
+from harness.twilio_caller import TWILIO_TEST_TOKEN, TwilioCaller
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server
 from tests.security.turn import MISSING, SECRET, TurnServer, running_turnserver
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.twilio_caller import TWILIO_TEST_TOKEN, TwilioCaller
 from voice_agent.audit import AuditTrail, Keyring
-from voice_agent.ingress.turn_credentials import turn_credential
+from voice_agent.ingress.webrtc.turn_credentials import turn_credential
 
 CEILING = 2
 CALLS_ACTIVE = "voice_agent_worker_calls_active"

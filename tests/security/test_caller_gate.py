@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.conversations.simulator import spell
+from harness.sandbox import Sandbox
+from harness.simulator import spell
 from voice_agent.dialogue import speech, templates
 from voice_agent.dialogue.conductor import MAX_STALLED_TURNS, Conversation
 from voice_agent.dialogue.factory import conversations

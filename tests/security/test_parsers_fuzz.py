@@ -22,7 +22,8 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from voice_agent.dialogue.keypad import keyed_date
 from voice_agent.dialogue.understanding.base import Expectation, UnderstandingContext, Understood
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
-from voice_agent.ingress.carrier_auth import (
+from voice_agent.ingress.sip.stack import caller_number
+from voice_agent.ingress.telephony.carrier_auth import (
     StreamRefused,
     caller_from_token,
     mint_stream_token,
@@ -30,8 +31,7 @@ from voice_agent.ingress.carrier_auth import (
     source_allowed,
     valid_call_id,
 )
-from voice_agent.ingress.sip import caller_number
-from voice_agent.ingress.telephony import serializer
+from voice_agent.ingress.telephony.media_stream import serializer
 from voice_agent.settings import Settings
 
 RULES = RulesUnderstanding()

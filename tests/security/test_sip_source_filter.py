@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voice_agent.ingress.sip_source_filter import (
+from voice_agent.ingress.sip.source_filter import (
     SourceFilterError,
     allow_only,
     compile_allow_list,

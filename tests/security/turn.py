@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.sip.edge import free_udp_port
+from harness.sip.edge import free_udp_port
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 MISSING = not os.path.exists(TURNSERVER)

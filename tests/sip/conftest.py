@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.sip.calls import hearable_patients
-from tests.sip.edge import Edge, free_sip_port, free_udp_port, running_edge, wait_for_workers
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.conftest import whisper as whisper  # fixture: used by parameter name
+from harness.sandbox import Sandbox
+from harness.sip.calls import hearable_patients
+from harness.sip.edge import Edge, free_sip_port, free_udp_port, running_edge, wait_for_workers
+from harness.voice_server import SipAgent, start_voice_server, stop_voice_server
 from voice_agent import wiring
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
 from voice_agent.sandbox.clinic import SyntheticPatient
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
-
-
-@dataclass
-class SipAgent:
-    server: VoiceServer
-    sip_port: int
-    front_desk: str
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import socket
 import threading
 from pathlib import Path
 
-from tests.real_parts import needs
-from tests.sip.edge import CALLER, Edge, free_udp_port, running_edge, sip_request, wait_for_workers
+from harness.real_parts import needs
+from harness.sip.edge import CALLER, Edge, free_udp_port, running_edge, sip_request, wait_for_workers
 
 pytestmark = needs("sipp", "kamailio", "kamcmd", "tcpdump")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import dpkt
 import numpy as np
 
-from tests.sip.rtp import PCMA, PCMU, agent_streams, heard
-from tests.voice import caller_audio
+from harness import caller_audio
+from harness.sip.rtp import PCMA, PCMU, agent_streams, heard
 
 CALLER_PORT, AGENT_PORT = 40000, 31000
 

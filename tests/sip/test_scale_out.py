@@ -29,10 +29,11 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from fhir_adapters import AppointmentInfo, Scheduling
-from tests.conftest import Sandbox, free_port
-from tests.postgres import PostgresServer, postgres_server_fixture
-from tests.real_parts import needs
-from tests.sip.calls import (
+from harness.browser import Line
+from harness.postgres import PostgresServer, postgres_server_fixture
+from harness.real_parts import needs
+from harness.sandbox import Sandbox, free_port
+from harness.sip.calls import (
     APPOINTMENT,
     LEAD_SECONDS,
     OPENING,
@@ -45,7 +46,7 @@ from tests.sip.calls import (
     said_in_order,
     spoken_birth_date,
 )
-from tests.sip.cluster import (
+from harness.sip.cluster import (
     Nginx,
     Worker,
     cluster_env,
@@ -54,11 +55,10 @@ from tests.sip.cluster import (
     running_workers,
     via_nginx,
 )
-from tests.sip.edge import Edge, running_edge, wait_for_workers
-from tests.sip.sipp import Caller
-from tests.voice.browser import Line
-from tests.voice.conftest import worker_metric
-from tests.voice.twilio_caller import TWILIO_TEST_TOKEN
+from harness.sip.edge import Edge, running_edge, wait_for_workers
+from harness.sip.sipp import Caller
+from harness.twilio_caller import TWILIO_TEST_TOKEN
+from harness.voice_server import worker_metric
 from voice_agent.audit import generate_key_file
 from voice_agent.dialogue import speech, templates
 from voice_agent.pipeline.vocabulary import clinic_vocabulary

@@ -15,23 +15,23 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.conftest import Sandbox
-from tests.real_parts import needs
-from tests.sip.calls import (
+from harness.browser import Line
+from harness.real_parts import needs
+from harness.sandbox import Sandbox
+from harness.sip.calls import (
     answered_within,
     caller_speech,
     heard_text,
     place_calls,
     said_in_order,
 )
-from tests.sip.conftest import SipAgent
-from tests.sip.edge import Edge, sip_request
-from tests.sip.sipp import Caller
-from tests.voice.browser import Line
+from harness.sip.edge import Edge, sip_request
+from harness.sip.sipp import Caller
+from harness.voice_server import SipAgent
 from voice_agent.audit import Keyring
 from voice_agent.dialogue import templates
-from voice_agent.dialogue.handoff import to_e164
 from voice_agent.escalations import EscalationStore
+from voice_agent.phone_numbers import to_e164
 from voice_agent.pipeline.stt import Vocabulary
 
 if TYPE_CHECKING:

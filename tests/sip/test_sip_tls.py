@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.sip.calls import said_in_order
-from tests.sip.edge import free_sip_port, free_udp_port
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.conftest import whisper as whisper  # fixture: used by parameter name
-from tests.voice.scripted import plain_spoken_patient
+from harness import caller_audio
+from harness.sandbox import Sandbox
+from harness.scripted import plain_spoken_patient
+from harness.sip.calls import said_in_order
+from harness.sip.edge import free_sip_port, free_udp_port
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server
 from voice_agent.pipeline.stt import transcribe
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ def place_call(
         [
             sys.executable,
             "-m",
-            "tests.sip.baresip_caller",
+            "harness.sip.baresip_caller",
             uri,
             "--transport",
             transport,

@@ -11,10 +11,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer
-from tests.voice.scripted import hear_until
-from tests.voice.twilio_caller import TwilioCaller, leading_silence
+from harness import caller_audio
+from harness.scripted import hear_until
+from harness.twilio_caller import TwilioCaller, leading_silence
+from harness.voice_server import VoiceServer
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

@@ -21,9 +21,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Sandbox
-from tests.real_parts import needs
-from tests.voice.browser import (
+from harness.browser import (
     MIC_RATE,
     Line,
     caller_wav,
@@ -32,8 +30,10 @@ from tests.voice.browser import (
     said_at,
     speaking_seconds,
 )
-from tests.voice.caller_audio import silence, write_wav
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server, worker_metric
+from harness.caller_audio import silence, write_wav
+from harness.real_parts import needs
+from harness.sandbox import Sandbox
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server, worker_metric
 from voice_agent.dialogue import speech, templates
 from voice_agent.sandbox.clinic import SyntheticPatient
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.real_parts import needs
-from tests.voice import caller_audio
-from voice_agent.pipeline.models import SpeechModels
+from harness import caller_audio
+from harness.real_parts import needs
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import transcribe
 from voice_agent.settings import Settings
 

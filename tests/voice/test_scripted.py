@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from tests.voice import caller_audio
-from tests.voice.scripted import HEARINGS, SLOW_LENGTH_SCALE, hear, hear_until, pieces_of
-from tests.voice.twilio_caller import as_carried, frames_of
-from voice_agent.pipeline.models import SpeechModels
+from harness import caller_audio
+from harness.scripted import HEARINGS, SLOW_LENGTH_SCALE, hear, hear_until, pieces_of
+from harness.twilio_caller import as_carried, frames_of
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import Vocabulary
 from voice_agent.settings import Settings
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.voice.conftest import VoiceServer
+from harness.voice_server import VoiceServer
 from voice_agent.audit.events import CallRefusal
 from voice_agent.pipeline.metrics import EndedBy
 
@@ -51,6 +51,7 @@ def test_metrics_carry_numbers_and_closed_labels_only(voice_server: VoiceServer)
                 allowed = {
                     "ingress": {"webrtc", "telephony", "sip"},
                     "stage": {"turn_detection", "stt", "dialogue", "tts"},
+                    "outcome": {"written", "failed"},  # voice_agent_audit_checkpoints_total
                     "reason": {
                         "hangup",
                         "goodbye",

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.voice.conftest import VoiceServer, start_voice_server, stop_voice_server
-from tests.voice.scripted import hear_until
-from tests.voice.twilio_caller import TwilioCaller
+from harness.sandbox import Sandbox
+from harness.scripted import hear_until
+from harness.twilio_caller import TwilioCaller
+from harness.voice_server import VoiceServer, start_voice_server, stop_voice_server
 from voice_agent.audit import AuditTrail, Keyring
 
 if TYPE_CHECKING:

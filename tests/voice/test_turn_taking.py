@@ -20,9 +20,9 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from tests.voice import caller_audio
+from harness import caller_audio
 from voice_agent.pipeline.call import voice_activity
-from voice_agent.pipeline.models import SpeechModels
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import (
     SAMPLE_RATE,
     AcceptDraftFrame,

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 from fhir_adapters import PatientRef, Scheduling
 from fhir_adapters.keypad import keypad_digits
-from tests.canary import plant_canary
-from tests.conftest import Sandbox
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer
-from tests.voice.scripted import Exchange, Keys, Line, answer_by, converse, correcting_read_back
-from tests.voice.twilio_caller import TwilioCaller
+from harness import caller_audio
+from harness.canary import plant_canary
+from harness.sandbox import Sandbox
+from harness.scripted import Exchange, Keys, Line, answer_by, converse, correcting_read_back
+from harness.twilio_caller import TwilioCaller
+from harness.voice_server import VoiceServer
 from voice_agent.pipeline.vocabulary import clinic_vocabulary
 
 if TYPE_CHECKING:

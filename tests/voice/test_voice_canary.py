@@ -14,12 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fhir_adapters import PatientRef, Scheduling
-from tests.canary import canary_forms, plant_canary
-from tests.conftest import Sandbox
-from tests.voice import caller_audio
-from tests.voice.conftest import VoiceServer
-from tests.voice.scripted import SLOW_LENGTH_SCALE, Keys, Slowly, answer_by, converse, hear_until
-from tests.voice.twilio_caller import TwilioCaller, as_carried
+from harness import caller_audio
+from harness.canary import canary_forms, plant_canary
+from harness.sandbox import Sandbox
+from harness.scripted import SLOW_LENGTH_SCALE, Keys, Slowly, answer_by, converse, hear_until
+from harness.twilio_caller import TwilioCaller, as_carried
+from harness.voice_server import VoiceServer
 from voice_agent.audit import AuditTrail, CallMetrics, Keyring
 from voice_agent.pipeline.stt import Vocabulary, transcribe
 from voice_agent.pipeline.vocabulary import clinic_vocabulary

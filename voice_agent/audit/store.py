@@ -13,6 +13,8 @@ Appends are serialised across processes by locking that head row inside the appe
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -326,13 +328,28 @@ def _sqlite_locking(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # pysqlite must not emit its own (deferred) BEGIN
         # WAL: a long verify or export (a read snapshot) does not block the agent's appends;
         # FULL: a committed audit event survives a power cut.
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        _wal(dbapi_connection)
         dbapi_connection.execute("PRAGMA synchronous=FULL")
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("audit_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _wal(dbapi_connection: Any) -> None:
+    """WAL mode, which persists in the file: set by the first connection, only read by the others. Two
+    first connections to a new file both try to set it, and SQLite answers the loser "database is
+    locked" at once (the busy handler does not cover a journal-mode change), so that one tries again."""
+    for attempt in range(50):
+        try:
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05 * (attempt + 1) ** 0.5)
 
 
 def create_tables(conn: Connection, tables: MetaData) -> None:

@@ -1,4 +1,4 @@
-"""``voice-agent chat``: a call over standard input and output (see ``voice_agent.channels.text``)."""
+"""``voice-agent chat``: a call over standard input and output (see ``voice_agent.ingress.text``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Literal
 
 import typer
 
-from voice_agent.channels.text import run_call, stdin_lines, stdout_emit
 from voice_agent.cli.common import bootstrap
 from voice_agent.dialogue.factory import conversations
 from voice_agent.dialogue.understanding.hybrid import build_understanding, warm_understanding
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
+from voice_agent.ingress.text import run_call, stdin_lines, stdout_emit
 from voice_agent.runtime import runtime
 from voice_agent.settings import Settings
 

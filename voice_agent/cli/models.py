@@ -8,7 +8,7 @@ from typing import get_args
 import typer
 
 from voice_agent.cli.common import Commands, load_settings
-from voice_agent.models import (
+from voice_agent.model_packages import (
     SpeechModelName,
     find_dialogue_model,
     find_speech_model,

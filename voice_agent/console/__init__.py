@@ -2,7 +2,9 @@
 
 ``users`` (accounts: argon2id, TOTP, lockout), ``throttle`` (per-source backoff, a lock outsiders cannot
 aim at the desk), ``sessions`` (cookie token HMACs, automatic logoff, ended by credential changes),
-``csrf``, ``auth`` (who is asking, which role), ``routes`` (the pages), ``templates/`` and ``static/``.
+``csrf``, ``auth`` (who is asking, which role), ``pages`` (the ``Console``, page rendering, labels, the
+auth guards as FastAPI dependencies), ``routes/`` (the pages: ``auth``, ``queue``, ``audit`` and ``admin``
+routers), ``templates/`` and ``static/``.
 It may touch: the escalation store (queue, audited view, claim, resolve, purge), the audit trail (its
 own events; reading and exporting for a compliance officer), and FHIR only through
 ``Scheduling.patient_for_staff`` (a Patient's name and birth date, read at view time, purpose
@@ -25,7 +27,8 @@ from voice_agent.runtime import Runtime
 
 from .auth import Auth, Refused
 from .csrf import Csrf
-from .routes import Console, console_router, refused_response
+from .pages import Console, refused_response
+from .routes import console_router
 from .sessions import SessionStore
 from .throttle import Logins, LoginThrottle
 from .users import StaffStore

@@ -215,7 +215,8 @@ class StaffUser:
 @dataclass(frozen=True)
 class LoginCheck:
     """The answer to one login step: the account when it passed, else the reason (an error class name
-    the audit trail records; the page says the same thing for every reason: ``routes.LOGIN_REFUSED``)."""
+    the audit trail records; the page says the same thing for every reason:
+    ``routes.auth.LOGIN_REFUSED``)."""
 
     user: StaffUser | None
     reason: str | None = None

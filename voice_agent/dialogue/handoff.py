@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from fhir_adapters import PatientRef
 from voice_agent.audit.alerts import BreachDetector
 from voice_agent.dialogue.ports import Category
 from voice_agent.escalations import AsyncEscalationStore, EscalationCategory, Urgency
+from voice_agent.phone_numbers import to_e164
 from voice_agent.session import CallSession
-
-
-def to_e164(number: str | None, *, default_country: str = "1") -> str | None:
-    """ "(555) 014-2222", "555 014 2222", "+1-555-014-2222" -> "+15550142222"; anything else -> None
-    (an unusable number is dropped rather than stored wrong)."""
-    if not number:
-        return None
-    digits = re.sub(r"\D", "", number)
-    if number.strip().startswith("+"):
-        candidate = f"+{digits}"
-    elif len(digits) == 10:
-        candidate = f"+{default_country}{digits}"
-    elif len(digits) == 11 and digits.startswith(default_country):
-        candidate = f"+{digits}"
-    else:
-        return None
-    return candidate if re.fullmatch(r"\+[1-9][0-9]{6,14}", candidate) else None
 
 
 class StoreHandoff:

@@ -3,7 +3,7 @@
 An escalation holds a reason category, an urgency, the call's session id, and (sealed with AES-256-GCM
 under the audit keyring) the verified patient's FHIR id and a callback number; never a transcript or a
 note. It lives in the audit trail's database so that every create, view and change commits in one
-transaction with its audit event, and it is deleted a short retention after it is resolved (``models``,
+transaction with its audit event, and it is deleted a short retention after it is resolved (``records``,
 ``store``; ``aio`` for the event loop and the console's "new urgent escalation" signal).
 """
 
@@ -13,7 +13,7 @@ from voice_agent.audit import load_keyring
 from voice_agent.settings import Settings
 
 from .aio import AsyncEscalationStore, UrgentSignal
-from .models import (
+from .records import (
     ALWAYS_URGENT,
     Escalation,
     EscalationCategory,

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from datetime import datetime
 from uuid import UUID
 
-from .models import Escalation, EscalationCategory, EscalationSummary, ResolutionOutcome, Urgency
+from .records import Escalation, EscalationCategory, EscalationSummary, ResolutionOutcome, Urgency
 from .store import DEFAULT_RETENTION_DAYS, EscalationPurgeReport, EscalationStore
 
 

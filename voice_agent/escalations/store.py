@@ -67,7 +67,7 @@ from voice_agent.audit.row_integrity import (
 from voice_agent.audit.store import create_tables, from_db_time, to_db_time
 from voice_agent.audit.trail import AuditTrail
 
-from .models import (
+from .records import (
     ALWAYS_URGENT,
     CallbackNumber,
     Escalation,
@@ -155,7 +155,7 @@ class EscalationError(Exception):
 
 
 class InvalidEscalation(EscalationError, ValueError):
-    """The input does not fit the escalation model (free text, a malformed number or id...)."""
+    """The input does not fit the escalation record (free text, a malformed number or id...)."""
 
 
 class EscalationNotFound(EscalationError, LookupError):

@@ -16,8 +16,8 @@ from voice_agent.console import prepare_app, running_console
 from voice_agent.ingress.calls import CallRegistry
 from voice_agent.ingress.readiness import PROBES, ReadinessProbe
 from voice_agent.ingress.source_limits import SourceLimits
-from voice_agent.ingress.telephony import telephony_router
-from voice_agent.ingress.webrtc import webrtc_router
+from voice_agent.ingress.telephony.media_stream import telephony_router
+from voice_agent.ingress.webrtc.signalling import webrtc_router
 from voice_agent.pipeline.call import voice_engine
 from voice_agent.runtime import runtime
 from voice_agent.settings import Settings
@@ -63,7 +63,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.include_router(webrtc_router(engine, calls, limits))
             app.include_router(telephony_router(engine, calls, limits))
             if settings.sip_enabled:
-                from voice_agent.ingress.sip import SipIngress  # loads the native SIP stack only when on
+                from voice_agent.ingress.sip.stack import (
+                    SipIngress,  # loads the native SIP stack only when on
+                )
 
                 await sip.enter_async_context(SipIngress(engine, calls).running())
             app.state.engine = engine

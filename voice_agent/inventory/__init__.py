@@ -5,8 +5,8 @@ and findings wherever the configuration is weaker than the safe defaults. docs/i
 from __future__ import annotations
 
 from .build import build_inventory
-from .model import SCHEMA_VERSION, Component, Finding, Flow, Inventory, NotInUse
 from .render import FORMATS, render
+from .schema import SCHEMA_VERSION, Component, Finding, Flow, Inventory, NotInUse
 
 __all__ = [
     "FORMATS",

@@ -6,7 +6,7 @@ from voice_agent.settings import Settings
 
 from . import calls, stores
 from .builder import Builder
-from .model import Deployment, Inventory
+from .schema import Deployment, Inventory
 
 #: Until the settings carry it (VOICE_AGENT_DRAIN_SECONDS), the drain bound ``serve`` uses by default.
 DEFAULT_DRAIN_SECONDS = 120.0

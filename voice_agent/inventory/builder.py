@@ -9,7 +9,7 @@ from voice_agent.settings import Settings
 
 from .addresses import host_port
 from .findings import RULES
-from .model import Component, Deployment, Finding, Flow, Inventory, NotInUse, Zone
+from .schema import Component, Deployment, Finding, Flow, Inventory, NotInUse, Zone
 
 WORKER = "agent-worker"
 

@@ -13,7 +13,7 @@ from voice_agent.settings import ServeTlsMissing
 from .addresses import host_port, ip_literal, is_loopback, public_url
 from .builder import WORKER, Builder, default, duration
 
-#: voice_agent.ingress.telephony.CARRIERS (not imported: that module loads pipecat).
+#: voice_agent.ingress.telephony.media_stream.CARRIERS (not imported: that module loads pipecat).
 CARRIER_PATH = "/telephony/{twilio|telnyx|plivo|exotel}"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Severity
+from .schema import Severity
 
 
 @dataclass(frozen=True)

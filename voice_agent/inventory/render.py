@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from .model import Component, Flow, Inventory
+from .schema import Component, Flow, Inventory
 
 ZONE_NAMES = {"clinic": "clinic network", "outside": "outside the clinic"}
 _FINDING_COLOUR = "#c0392b"

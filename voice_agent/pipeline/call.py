@@ -38,9 +38,9 @@ from voice_agent.dialogue.understanding.hybrid import (
 )
 from voice_agent.dialogue.understanding.rules import RulesUnderstanding
 from voice_agent.pipeline import metrics
-from voice_agent.pipeline.dialogue import DialogueProcessor
+from voice_agent.pipeline.dialogue_bridge import DialogueProcessor
 from voice_agent.pipeline.metrics import CallLatency, Ingress
-from voice_agent.pipeline.models import SpeechModels
+from voice_agent.pipeline.speech_loader import SpeechModels
 from voice_agent.pipeline.stt import SAMPLE_RATE, TurnHeard, TurnTranscriber
 from voice_agent.pipeline.tts import VOICE_SAMPLE_RATE, VoiceServer
 from voice_agent.pipeline.vocabulary import clinic_vocabulary

@@ -29,7 +29,7 @@ from typing import Final, Literal, Protocol, cast, get_args
 
 from pydantic import SecretStr
 
-from voice_agent.models.dialogue_model import (
+from voice_agent.model_packages.dialogue_model import (
     DialogueModelName,
     ModelVerificationError,
     find_dialogue_model,

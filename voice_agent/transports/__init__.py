@@ -1,1 +1,0 @@
-"""pipecat transports the project writes itself (pipecat ships none for SIP)."""
