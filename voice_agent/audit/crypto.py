@@ -148,6 +148,11 @@ class Keyring:
         is never valid for another."""
         return hmac.new(self._mac_key(key_id or self.active_id, purpose), message, sha256).hexdigest()
 
+    def macs(self, message: bytes, *, purpose: str) -> list[str]:
+        """The tag of ``message`` under every key in the keyring: what to look a stored tag up by, so a
+        secret tagged just before a key rotation (a session token, a link) is still found after it."""
+        return [self.mac(message, key_id, purpose=purpose) for key_id in self.keys]
+
     def check_mac(self, message: bytes, key_id: str, tag: str, *, purpose: str = "audit") -> bool:
         if key_id not in self.keys:
             return False

@@ -149,9 +149,9 @@ class SessionStore:
     def _now(self) -> datetime:
         return from_db_time(to_db_time(self._clock()))
 
-    def digest(self, token: str, key_id: str | None = None) -> str:
-        """What the database keeps of a token: its HMAC under ``key_id`` (default: the active key)."""
-        return self._keyring.mac(token.encode(), key_id, purpose=PURPOSE)
+    def digest(self, token: str) -> str:
+        """What the database keeps of a token: its HMAC under the active key."""
+        return self._keyring.mac(token.encode(), purpose=PURPOSE)
 
     def open(self, username: str, stage: Stage) -> str:
         """A new session; returns the token for the cookie (the only place it exists in full)."""
@@ -185,7 +185,7 @@ class SessionStore:
         tried under every key in the keyring, so a key rotation does not sign everyone out."""
         if not token or len(token) > 100:
             return None
-        digests = [self.digest(token, key_id) for key_id in self._keyring.keys]
+        digests = self._keyring.macs(token.encode(), purpose=PURPOSE)
         with self._trail.engine.connect() as conn, conn.begin():
             row = conn.execute(_joined().where(staff_sessions_table.c.token_hash.in_(digests))).first()
         if row is None:
