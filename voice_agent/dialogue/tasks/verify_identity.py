@@ -155,9 +155,7 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         if self._born is not None and born != self._born:
             # another date after one that matched nobody (a correction, or the date again after a "no"):
             # the first was a try, counted as any failed one is, without saying so
-            if call.gate is not None:
-                await call.gate.failed(**claimed)
-            call.failed_attempts += 1
+            await _count_failure(claimed, call)
             if call.failed_attempts >= MAX_VERIFICATION_ATTEMPTS:
                 return await self._failed(claimed, call, counted=True)
         found: list[PatientRef] = []
@@ -239,13 +237,18 @@ class VerifyIdentity(DialogueTask[PatientRef]):
         self._asked_again = self._born_spoken = False
         self._family = (None, None)
         if not counted:
-            if call.gate is not None:
-                await call.gate.failed(**claimed)
-            call.failed_attempts += 1
+            await _count_failure(claimed, call)
         if call.failed_attempts >= MAX_VERIFICATION_ATTEMPTS:
             return closed()
         self.state = State.NAME
         return Ask(templates.VERIFY_FAILED_RETRY)
+
+
+async def _count_failure(claimed: dict[str, str | None], call: CallContext) -> None:
+    """One failed attempt: on the call, and across calls by the identity gate."""
+    if call.gate is not None:
+        await call.gate.failed(**claimed)
+    call.failed_attempts += 1
 
 
 def name_splits(given: str, family: str) -> Sequence[tuple[str, str]]:
